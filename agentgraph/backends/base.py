@@ -1,0 +1,77 @@
+"""The one async protocol every backend speaks.
+
+A :class:`GenerationRequest` carries chat messages (or prompt token ids), sampling parameters, an
+optional LoRA adapter and routing metadata (session, agent, round — used for session affinity and by
+scripted agents). A :class:`Completion` carries what the engine reported: text, token ids, counts,
+log-probs when asked, finish reason and timing. Backends never swallow errors: they raise
+:class:`~agentgraph.errors.BackendError` and the scheduler records it on the turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+from agentgraph.messages import ChatMessage
+from agentgraph.sampling import Sampling
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter served per request. ``name`` identifies a version: a new name means new weights."""
+
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    session: str = ""
+    agent: str = ""
+    role: str = ""
+    round: int = 0
+    kind: str = "agent"
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    messages: tuple[ChatMessage, ...] = ()
+    prompt_token_ids: tuple[int, ...] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    adapter: Adapter | None = None
+    meta: RequestMeta = field(default_factory=RequestMeta)
+    request_id: str = ""
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_token_ids: list[int]
+    token_ids: list[int]
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None
+    logprobs: list[float] | None = None
+    latency_s: float = 0.0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Turns requests into completions. Async context manager: ``async with backend: ...``."""
+
+    name: str
+    max_context: int | None
+
+    async def generate(self, request: GenerationRequest) -> Completion: ...
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
+        """Prompt length in tokens if the backend can tell without a request, else ``None``."""
+        ...
+
+    async def __aenter__(self) -> Backend: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...

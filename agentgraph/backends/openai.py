@@ -1,0 +1,189 @@
+"""OpenAI-compatible HTTP endpoints: a ``vllm serve`` fleet or any compatible server.
+
+- Session affinity: all requests of one session go to the same endpoint (chosen by a stable hash
+  of the session id), so that server's prefix cache sees the shared prompt prefix. If that endpoint
+  refuses the connection, the request moves to the next one.
+- In-flight requests are bounded by a semaphore (``max_in_flight``) and, when ``rate_limit`` is set,
+  by ``asyncio-throttle`` (at most N requests per ``period_s``).
+- Against vLLM servers the request asks for ``return_token_ids`` (a vLLM extension), so transcripts
+  hold the engine's token ids; any server reports ``usage``, which is what token counts come from.
+- The API key is read from the environment variable named by ``api_key_env`` (default
+  ``OPENAI_API_KEY``) and never stored in transcripts or logs.
+
+We talk HTTP with ``httpx`` directly rather than the ``openai`` client because the vLLM extension
+fields (token ids) and per-endpoint routing are first-class here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+from asyncio_throttle.throttler import Throttler
+
+from agentgraph.backends.base import Completion, GenerationRequest
+from agentgraph.errors import BackendError, ConfigError
+
+
+class OpenAI:
+    name = "openai"
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        model: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_in_flight: int = 256,
+        rate_limit: int | None = None,
+        period_s: float = 1.0,
+        timeout_s: float = 300.0,
+        vllm_extensions: bool = True,
+        max_context: int | None = None,
+    ) -> None:
+        eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not eps:
+            raise ConfigError("endpoints", "no endpoint given", "pass --endpoint http://host:port/v1")
+        for e in eps:
+            if not e.startswith(("http://", "https://")):
+                raise ConfigError(
+                    "endpoints", f"{e!r} is not an http(s) URL", "e.g. http://127.0.0.1:8000/v1"
+                )
+        if max_in_flight < 1:
+            raise ConfigError("max_in_flight", f"{max_in_flight} < 1", "allow at least one request in flight")
+        if rate_limit is not None and rate_limit < 1:
+            raise ConfigError("rate_limit", f"{rate_limit} < 1", "omit it or allow at least one request")
+        self.endpoints = [e.rstrip("/") for e in eps]
+        self.model = model
+        self._api_key = os.environ.get(api_key_env, "")
+        self._sem = asyncio.Semaphore(max_in_flight)
+        self._throttle = Throttler(rate_limit=rate_limit, period=period_s) if rate_limit else None
+        self.timeout_s = timeout_s
+        self.vllm_extensions = vllm_extensions
+        self.max_context = max_context
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAI(endpoints={self.endpoints!r}, model={self.model!r})"
+
+    async def __aenter__(self) -> OpenAI:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        self._client = httpx.AsyncClient(headers=headers, timeout=self.timeout_s, limits=limits)
+        if self.model is None:
+            self.model = await self._discover_model()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("use `async with OpenAI(...) as backend`")
+        return self._client
+
+    async def _discover_model(self) -> str:
+        last: Exception | None = None
+        for ep in self.endpoints:
+            try:
+                r = await self.client.get(f"{ep}/models")
+                r.raise_for_status()
+                return str(r.json()["data"][0]["id"])
+            except (httpx.HTTPError, KeyError, IndexError, ValueError) as e:
+                last = e
+        raise ConfigError(
+            "endpoints", f"no endpoint answered /models ({last})", "start the server or fix --endpoint"
+        )
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
+        return len(request.prompt_token_ids) if request.prompt_token_ids is not None else None
+
+    def _order(self, session: str) -> list[str]:
+        start = zlib.crc32(session.encode()) % len(self.endpoints)
+        return self.endpoints[start:] + self.endpoints[:start]
+
+    def _body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        s = request.sampling
+        body: dict[str, Any] = {
+            "model": self.model,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+        }
+        if s.stop:
+            body["stop"] = list(s.stop)
+        if request.adapter is not None:
+            body["model"] = request.adapter.name  # vLLM serves LoRA adapters under their own names
+        if self.vllm_extensions:
+            body["return_token_ids"] = True
+        if request.prompt_token_ids is not None:
+            body["prompt"] = list(request.prompt_token_ids)
+            if s.logprobs:
+                body["logprobs"] = 0
+            return "/completions", body
+        body["messages"] = [m.model_dump() for m in request.messages]
+        if s.logprobs:
+            body["logprobs"] = True
+        return "/chat/completions", body
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        path, body = self._body(request)
+        last_error: Exception | None = None
+        async with self._sem:
+            for ep in self._order(request.meta.session):
+                if self._throttle is not None:
+                    async with self._throttle:
+                        pass
+                start = time.perf_counter()
+                try:
+                    r = await self.client.post(f"{ep}{path}", json=body)
+                except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
+                    last_error = e  # that server is gone: try the next one
+                    continue
+                except httpx.HTTPError as e:
+                    raise BackendError(f"{ep}: {type(e).__name__}: {e}", transient=True) from e
+                latency = time.perf_counter() - start
+                if r.status_code >= 400:
+                    transient = r.status_code in (408, 429) or r.status_code >= 500
+                    raise BackendError(f"{ep}: HTTP {r.status_code}: {r.text[:300]}", transient=transient)
+                return self._parse(r.json(), path, latency)
+        raise BackendError(f"no endpoint reachable ({last_error})", transient=True)
+
+    @staticmethod
+    def _parse(data: dict[str, Any], path: str, latency: float) -> Completion:
+        try:
+            choice = data["choices"][0]
+            usage = data["usage"]
+            text = choice["message"]["content"] if path == "/chat/completions" else choice["text"]
+        except (KeyError, IndexError, TypeError) as e:
+            raise BackendError(f"malformed response: missing {e}") from e
+        token_ids = list(choice.get("token_ids") or [])
+        prompt_ids = list(data.get("prompt_token_ids") or choice.get("prompt_token_ids") or [])
+        logprobs = None
+        lp = choice.get("logprobs")
+        if lp:
+            if path == "/chat/completions":
+                logprobs = [float(t["logprob"]) for t in (lp.get("content") or [])]
+            else:
+                logprobs = [float(x) for x in (lp.get("token_logprobs") or [])]
+        return Completion(
+            text=text or "",
+            prompt_token_ids=prompt_ids,
+            token_ids=token_ids,
+            prompt_tokens=int(usage["prompt_tokens"]),
+            completion_tokens=int(usage["completion_tokens"]),
+            finish_reason=choice.get("finish_reason"),
+            logprobs=logprobs,
+            latency_s=latency,
+        )

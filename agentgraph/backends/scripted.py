@@ -1,0 +1,136 @@
+"""A backend of plain Python callables: deterministic, instant, for tests and simulations.
+
+An agent is a function ``(ScriptedCall) -> str``. ``ScriptedCall`` exposes the request, its
+metadata (session, agent, role, round), the prompt text, and an ``rng`` seeded from
+(seed, session, agent, round, kind) — so results do not depend on scheduling order::
+
+    def truthful(call):  return "\\\\boxed{42}" if call.rng.random() < 0.8 else "\\\\boxed{7}"
+    backend = Scripted({"a0": truthful}, default=lambda call: "\\\\boxed{1}", seed=0)
+
+Token ids come from a stable word tokenizer (words and punctuation hashed with CRC32), so token
+accounting is exact and repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+
+from agentgraph.backends.base import Completion, GenerationRequest
+from agentgraph.errors import BackendError
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def tokenize(text: str) -> list[int]:
+    return [zlib.crc32(w.encode()) % 50_000 for w in _WORD.findall(text)]
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    request: GenerationRequest
+    rng: random.Random
+
+    @property
+    def agent(self) -> str:
+        return self.request.meta.agent
+
+    @property
+    def role(self) -> str:
+        return self.request.meta.role
+
+    @property
+    def round(self) -> int:
+        return self.request.meta.round
+
+    @property
+    def problem(self) -> str:
+        return self.request.meta.problem
+
+    @property
+    def prompt(self) -> str:
+        return "\n".join(m.content for m in self.request.messages)
+
+
+ScriptedAgent = Callable[[ScriptedCall], str]
+
+
+def echo(call: ScriptedCall) -> str:
+    """Repeats the last line of the prompt: handy for checking what an agent was shown."""
+    return call.prompt.splitlines()[-1] if call.prompt else ""
+
+
+class Scripted:
+    """Agents as Python callables, looked up by agent name, then role, then ``default``."""
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        agents: Mapping[str, ScriptedAgent] | None = None,
+        *,
+        default: ScriptedAgent = echo,
+        seed: int = 0,
+        latency_s: float = 0.0,
+        max_context: int | None = None,
+    ) -> None:
+        self.agents = dict(agents or {})
+        self.default = default
+        self.seed = seed
+        self.latency_s = latency_s
+        self.max_context = max_context
+        self.calls = 0
+
+    def _agent_for(self, request: GenerationRequest) -> ScriptedAgent:
+        meta = request.meta
+        return self.agents.get(meta.agent) or self.agents.get(meta.role) or self.default
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
+        if request.prompt_token_ids is not None:
+            return len(request.prompt_token_ids)
+        return sum(len(tokenize(m.content)) for m in request.messages)
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        start = time.perf_counter()
+        meta = request.meta
+        rng = random.Random(f"{self.seed}|{meta.session}|{meta.agent}|{meta.round}|{meta.kind}")
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        self.calls += 1
+        try:
+            text = self._agent_for(request)(ScriptedCall(request, rng))
+        except BackendError:
+            raise
+        except Exception as e:  # a scripted agent's bug is reported like an engine error, not hidden
+            raise BackendError(f"scripted agent {meta.agent!r} raised {type(e).__name__}: {e}") from e
+        prompt_ids = (
+            list(request.prompt_token_ids)
+            if request.prompt_token_ids is not None
+            else [t for m in request.messages for t in tokenize(m.content)]
+        )
+        ids = tokenize(text)[: request.sampling.max_tokens]
+        finish = "length" if len(tokenize(text)) > request.sampling.max_tokens else "stop"
+        return Completion(
+            text=text,
+            prompt_token_ids=prompt_ids,
+            token_ids=ids,
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=len(ids),
+            finish_reason=finish,
+            logprobs=[-1.0] * len(ids) if request.sampling.logprobs else None,
+            latency_s=time.perf_counter() - start,
+        )
+
+    async def __aenter__(self) -> Scripted:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None

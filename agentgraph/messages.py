@@ -1,0 +1,77 @@
+"""Chat messages and turns: the records a session is made of.
+
+A :class:`Turn` is one agent speaking once in one round (or the summarizer / judge writing once).
+It keeps exactly what the engine reported: prompt and completion token ids, their counts, the finish
+reason and log-probs when asked for, so token accounting is never estimated.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Usage(BaseModel):
+    """Token and request counts; additive."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            requests=self.requests + other.requests,
+        )
+
+
+TurnKind = Literal["agent", "summary", "judge"]
+
+
+class Turn(BaseModel):
+    """One completion inside a session, with everything needed to audit or train on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    session: str
+    agent: str
+    role: str
+    round: int = Field(ge=0)
+    kind: TurnKind = "agent"
+    read: list[str] = Field(default_factory=list, description="ids of the turns shown to this agent")
+    text: str = ""
+    answer: str | None = None
+    prompt_token_ids: list[int] = Field(default_factory=list)
+    completion_token_ids: list[int] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: list[float] | None = None
+    finish_reason: str | None = None
+    adapter: str | None = None
+    started_s: float = Field(0.0, description="seconds since the session started")
+    latency_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, requests=1)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
