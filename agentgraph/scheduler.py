@@ -164,7 +164,9 @@ class _Session:
             for generation in team.generations:
 
                 async def one(
-                    agent: str, rnd: int = rnd, current: dict[str, Turn] = current,
+                    agent: str,
+                    rnd: int = rnd,
+                    current: dict[str, Turn] = current,
                     carried: dict[str, list[PeerView]] = carried,
                 ) -> Turn:
                     spatial = [

@@ -68,7 +68,7 @@ class SessionResult(BaseModel):
     def answers(self, round: int | None = None) -> dict[str, str | None]:
         """Agent → parsed answer in ``round`` (default: the last round run)."""
         r = self.rounds_run - 1 if round is None else round
-        return {t.agent: t.answer for t in self.turns if t.kind == "agent" and t.round == r}
+        return dict(sorted((t.agent, t.answer) for t in self.turns if t.kind == "agent" and t.round == r))
 
 
 Record = Annotated[SessionHeader | TurnRecord | SessionResult, Field(discriminator="type")]

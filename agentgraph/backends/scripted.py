@@ -114,8 +114,12 @@ class Scripted:
             if request.prompt_token_ids is not None
             else [t for m in request.messages for t in tokenize(m.content)]
         )
-        ids = tokenize(text)[: request.sampling.max_tokens]
-        finish = "length" if len(tokenize(text)) > request.sampling.max_tokens else "stop"
+        limit = request.sampling.max_tokens
+        words = list(_WORD.finditer(text))
+        finish = "stop"
+        if len(words) > limit:  # like an engine: the text stops where the token budget ends
+            text, finish = text[: words[limit - 1].end()], "length"
+        ids = tokenize(text)
         return Completion(
             text=text,
             prompt_token_ids=prompt_ids,

@@ -1,0 +1,29 @@
+"""Shared fixtures. Real vLLM tests share one in-process engine per test session.
+
+vLLM tests run by default (CI installs the CPU build). ``AGENTGRAPH_SKIP_VLLM=1`` skips them
+explicitly — never silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from agentgraph.backends import VLLM
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("AGENTGRAPH_SKIP_VLLM") == "1":
+        skip = pytest.mark.skip(reason="AGENTGRAPH_SKIP_VLLM=1")
+        for item in items:
+            if "vllm" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine() -> AsyncIterator[VLLM]:
+    async with VLLM(max_model_len=2048, kv_cache_gib=2, seed=0) as e:
+        yield e

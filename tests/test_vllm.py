@@ -1,0 +1,180 @@
+"""Real tests: the embedded model on vLLM (CPU build), in-process and behind a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import agentgraph as ag
+from agentgraph.backends import VLLM, OpenAI
+from agentgraph.models import provision
+from agentgraph.sampling import SamplingOverrides
+from topologies import full
+
+pytestmark = pytest.mark.vllm
+PROBLEM = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+
+
+def debate() -> ag.Team:
+    return ag.Team(full(3), rounds=2, sampling=SamplingOverrides(max_tokens=48))
+
+
+def check_turns(result: ag.SessionResult) -> None:
+    agents = [t for t in result.turns if t.kind == "agent"]
+    assert len(agents) == 6 and result.errors == 0
+    for t in agents:
+        assert t.prompt_tokens == len(t.prompt_token_ids) > 20
+        assert t.completion_tokens == len(t.completion_token_ids) > 0
+        assert t.finish_reason in ("stop", "length")
+    for t in agents:
+        if t.round == 1:
+            assert len(t.read) == 3
+            assert all(x.startswith(f"{result.session}:r0:") for x in t.read)
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return bool(predicate())
+
+
+async def test_debate_in_process_tokens_match_engine_counters(engine: VLLM) -> None:
+    before = VLLM.engine_counters()
+    result = await debate().solve(PROBLEM, engine, gold="7")
+    check_turns(result)
+    want_p = before.get("vllm:prompt_tokens", 0) + result.usage.prompt_tokens
+    want_c = before.get("vllm:generation_tokens", 0) + result.usage.completion_tokens
+    ok = await wait_for(
+        lambda: (
+            VLLM.engine_counters().get("vllm:prompt_tokens") == want_p
+            and VLLM.engine_counters().get("vllm:generation_tokens") == want_c
+        )
+    )
+    assert ok, (VLLM.engine_counters(), want_p, want_c)
+    # round 1 prompts really contain the round-0 answers they claim to have read
+    tok = engine._tokenizer
+    r0 = {t.id: t for t in result.turns if t.round == 0}
+    for t in result.turns:
+        if t.round == 1:
+            prompt = tok.decode(t.prompt_token_ids)
+            for rid in t.read:
+                assert r0[rid].text.strip()[-20:] in prompt
+
+
+async def test_logprobs_and_sampling_come_from_the_engine(engine: VLLM) -> None:
+    req = ag.backends.GenerationRequest(
+        messages=(ag.ChatMessage(role="user", content="Say hello."),),
+        sampling=ag.Sampling(temperature=0.0, max_tokens=8, logprobs=True),
+    )
+    a, b = await asyncio.gather(engine.generate(req), engine.generate(req))
+    assert a.token_ids == b.token_ids  # greedy is deterministic
+    assert a.logprobs is not None and len(a.logprobs) == len(a.token_ids) == a.completion_tokens <= 8
+    assert all(lp <= 0.0 for lp in a.logprobs)
+
+
+async def test_prompt_over_context_is_refused_before_sending(engine: VLLM) -> None:
+    with pytest.raises(ag.ConfigError, match="over the context"):
+        await debate().solve("seven " * 3000, engine)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        provision(),
+        "--served-model-name",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enforce-eager",
+        "--max-model-len",
+        "2048",
+        "--dtype",
+        "float32",
+        "--seed",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                pytest.fail(f"vllm server exited with {proc.returncode}: {err}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("vllm server did not become healthy in 300 s")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def server_counters(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for name in ("vllm:prompt_tokens_total", "vllm:generation_tokens_total"):
+        out[name] = sum(
+            float(m) for m in re.findall(rf"^{re.escape(name)}\{{[^}}]*\}} ([0-9.e+]+)$", text, re.M)
+        )
+    return out
+
+
+async def test_debate_over_vllm_serve_tokens_match_server_usage(server: str) -> None:
+    before = server_counters(server)
+    async with OpenAI(f"{server}/v1") as backend:
+        assert backend.model == "smollm2"
+        result = await debate().solve(PROBLEM, backend, gold="7")
+    check_turns(result)
+    after = server_counters(server)
+    assert (
+        after["vllm:prompt_tokens_total"] - before["vllm:prompt_tokens_total"] == result.usage.prompt_tokens
+    )
+    assert (
+        after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
+        == result.usage.completion_tokens
+    )
+
+
+async def test_unreachable_endpoint_is_a_clear_error() -> None:
+    with pytest.raises(ag.ConfigError, match="endpoints: no endpoint answered"):
+        async with OpenAI(f"http://127.0.0.1:{free_port()}/v1"):
+            pass
