@@ -227,6 +227,7 @@ class _Session:
             by_round[t.round] = by_round[t.round] + u
             for rid in t.read:
                 src = agent_of[rid]
+                how: str
                 if t.kind != "agent":
                     how = t.kind
                 elif src.kind == "summary":

@@ -139,8 +139,10 @@ def load(path: str | Path) -> dict[str, SessionTranscript]:
                 break
             raise
         if isinstance(rec, SessionHeader):
+            # a session re-run after a crash starts with a new header: its partial turns are superseded
             headers[rec.session] = rec
-            turns.setdefault(rec.session, [])
+            turns[rec.session] = []
+            results.pop(rec.session, None)
         elif isinstance(rec, TurnRecord):
             turns.setdefault(rec.turn.session, []).append(rec.turn)
         else:

@@ -96,7 +96,7 @@ def test_adjacency_round_trip() -> None:
     assert g.edges["a0", "a2", "spatial"]["logit"] == pytest.approx(math.log(0.25 / 0.75))
     with pytest.raises(ConfigError, match="cycle"):
         Topology.from_adjacency(spatial=[[0, 1], [1, 0]])
-    with pytest.raises(ConfigError, match="adjacency.spatial"):
+    with pytest.raises(ConfigError, match=r"adjacency\.spatial"):
         Topology.from_adjacency(spatial=[[0, 2], [0, 0]])
 
 
