@@ -238,7 +238,10 @@ def _default_out(command: str) -> Path:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    console = Console(stderr=False, highlight=False)
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table to 80 columns
+        console = Console(stderr=False, highlight=False, width=160)
+    return console
 
 
 def _print_compare(title: str, named: Sequence[tuple[str, Metrics]]) -> None:
@@ -370,10 +373,10 @@ async def cmd_demo(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
     n = o.limit or 8
     o = o.model_copy(
         update={
-            "dataset": f"arith:ops=+-,digits=2,n={n},seed={o.seed}",
+            "dataset": f"arith:ops=+,digits=2,n={n},seed={o.seed}",
             "limit": None,
             "rounds": 2,
-            "max_tokens": 64,
+            "max_tokens": 40,
             "topologies": DEMO_TOPOLOGIES,
         }
     )

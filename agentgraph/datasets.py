@@ -121,6 +121,11 @@ def rows_to_problems(
     mapping: Mapping[str, str] | None = None,
 ) -> list[Problem]:
     problems: list[Problem] = []
+    rows = list(rows)
+    if mapping is None and fmt is None and rows:
+        # the format is recognised from the fields of the first rows together, so one broken row is
+        # reported as that row's missing field rather than as an unknown format
+        fmt = _detect({k for r in rows[:50] if isinstance(r, Mapping) for k in r}, where)
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise ConfigError(f"dataset {where} row {i + 1}", "is not a JSON object", "one object per line")

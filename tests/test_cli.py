@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentgraph import load
+from agentgraph.cli import main
+
+SCRIPTED = ["--backend", "scripted", "--scripted", "tests.agents:calc"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def last_json(out: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_run_prints_answer_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    t = tmp_path / "t.jsonl"
+    code, out, _ = run_cli(capsys, "run", "What is 12 + 30?", "--gold", "42", "--transcript", str(t), "--json", *SCRIPTED)
+    assert code == 0
+    assert "team answer (majority): 42" in out
+    j = last_json(out)
+    assert j["answer"] == "42" and j["correct"] is True and j["requests"] == 6
+    assert j["answers_by_round"]["1"] == {"a0": "42", "a1": "42", "a2": "42"}
+    (s,) = load(t).values()
+    assert len(s.turns) == 6 and s.result is not None and s.result.answer == "42"
+
+
+def test_eval_writes_metrics_report_and_plots(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(
+        capsys, "eval", "--dataset", "arith:n=6,seed=1", "--topology", "chain:3", "--decision", "chain_tail",
+        "--out", str(out), "--json", *SCRIPTED,
+    )
+    assert code == 0
+    j = last_json(stdout)
+    assert j["n"] == 6 and j["accuracy"] == 1.0 and j["ci95_low"] > 0.5
+    assert j["prompt_tokens_per_problem"] > 0 and set(j["per_agent_accuracy"]) == {"a0", "a1", "a2"}
+    for f in ("metrics.json", "report.md", "report.html", "topology.png", "rounds.png", "transcripts.jsonl"):
+        assert (out / f).stat().st_size > 0, f
+    assert json.loads((out / "metrics.json").read_text())["correct"] == 6
+
+
+def test_eval_resume_skips_finished_problems(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    base = ["eval", "--dataset", "arith:n=5", "--topology", "full:2", "--out", str(out), "--json", *SCRIPTED]
+    assert run_cli(capsys, *base, "--limit", "3")[0] == 0
+    code, _, err = run_cli(capsys, *base)
+    assert code == 2 and "--resume" in err
+    code, stdout, _ = run_cli(capsys, *base, "--resume")
+    assert code == 0 and last_json(stdout)["n"] == 5
+    lines = [json.loads(x) for x in (out / "transcripts.jsonl").read_text().splitlines()]
+    headers = [x["session"] for x in lines if x["type"] == "session"]
+    assert len(headers) == len(set(headers)) == 5  # nothing doubled
+
+
+def test_compare_side_by_side(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, stdout, _ = run_cli(
+        capsys, "compare", "--dataset", "arith:n=8", "--topologies", "single,chain:3,full:3,tree:2x1",
+        "--out", str(tmp_path), "--json", "--backend", "scripted", "--scripted", "tests.agents:noisy",
+    )
+    assert code == 0
+    rows = {r["topology"]: r for r in last_json(stdout)["rows"]}
+    assert set(rows) == {"single", "chain:3", "full:3", "tree:2x1"}
+    assert rows["full:3"]["prompt_tokens_per_problem"] > rows["single"]["prompt_tokens_per_problem"]
+    assert all(0 <= r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] <= 1 for r in rows.values())
+    assert (tmp_path / "compare.png").exists() and (tmp_path / "full_3" / "report.md").exists()
+
+
+def test_show_draws(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    png = tmp_path / "t.png"
+    code, stdout, _ = run_cli(capsys, "show", "tree:2x2", "--png", str(png), "--json")
+    assert code == 0
+    j = last_json(stdout)
+    assert j["agents"] == 7 and j["spatial_edges"] == 6 and j["generations"][-1] == ["m"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_config_file_and_flags_win(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("topology: chain:2\nrounds: 3\nbackend: scripted\nscripted: tests.agents:calc\n")
+    code, stdout, _ = run_cli(capsys, "run", "What is 1 + 1?", "--config", str(cfg), "--rounds", "1", "--json")
+    assert code == 0 and last_json(stdout)["requests"] == 2  # chain:2 from the file, 1 round from the flag
+
+
+def _write(tmp_path: Path, name: str, text: str | bytes) -> str:
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(p)
+
+
+BAD = [
+    (["--dataset", "nosuchset"], "dataset: unknown dataset"),
+    (["--dataset", "{missing}"], "row 2.answer: missing"),
+    (["--dataset", "{nogold}"], "has no gold answer"),
+    (["--dataset", "{empty}"], "has no problems"),
+    (["--dataset", "{latin}"], "not UTF-8"),
+    (["--dataset", "{badjson}"], "line 2: is not valid JSON"),
+    (["--dataset", "arith:n=3", "--limit", "0"], "limit"),
+    (["--dataset", "arith:n=3", "--out", "{file}/sub"], "out: cannot write"),
+    (["--dataset", "arith:n=3", "--topology", "mesh:3"], "topology: unknown topology"),
+    (["--dataset", "arith:n=3", "--topology", "{cyclic}"], "cycle"),
+    (["--dataset", "arith:n=3", "--role", "wizard"], "unknown role 'wizard'"),
+    (["--dataset", "arith:n=3", "--rounds", "0"], "rounds"),
+    (["--dataset", "arith:n=3", "--backend", "gpt"], "unknown backend 'gpt'"),
+    (["--dataset", "arith:n=3", "--backend", "openai"], "endpoint"),
+    (["--dataset", "arith:n=3", "--config", "{badcfg}"], "config.colour"),
+    (["--dataset", "arith:n=3", "--config", "{badyaml}"], "not valid YAML"),
+    (["--dataset", "arith:n=3", "--inter-round", "gossip"], "inter_round"),
+    (["--dataset", "arith:ops=/"], "arith.ops"),
+    (["--dataset", "arith:n=3", "--model", "./no/such/dir", "--backend", "vllm"], "model: path"),
+    ([], "dataset: missing"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    files = {
+        "missing": _write(tmp_path, "m.jsonl", '{"question": "q", "answer": "1"}\n{"question": "q"}\n'),
+        "nogold": _write(tmp_path, "g.jsonl", '{"question": "q", "answer": ""}\n'),
+        "empty": _write(tmp_path, "e.jsonl", ""),
+        "latin": _write(tmp_path, "l.jsonl", b'{"question": "caf\xe9", "answer": "1"}\n'),
+        "badjson": _write(tmp_path, "b.jsonl", '{"question": "q", "answer": "1"}\n{oops\n'),
+        "file": _write(tmp_path, "plain", "x"),
+        "cyclic": _write(tmp_path, "c.json", json.dumps({
+            "agents": [{"name": "a", "role": "solver"}, {"name": "b", "role": "solver"}],
+            "edges": [{"source": "a", "target": "b", "kind": "spatial"}, {"source": "b", "target": "a", "kind": "spatial"}],
+        })),
+        "badcfg": _write(tmp_path, "bad.yaml", "colour: blue\n"),
+        "badyaml": _write(tmp_path, "bad2.yaml", "rounds: [1\n"),
+    }
+    argv = [a.format(**files) for a in args]
+    out_dir = tmp_path / "out"
+    if "--out" not in argv:
+        argv += ["--out", str(out_dir)]
+    if "--backend" not in argv:
+        argv += SCRIPTED
+    code, _, err = run_cli(capsys, "eval", *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert "Traceback" not in err
+    assert not out_dir.exists()  # nothing half-written
