@@ -85,8 +85,19 @@ class TranscriptWriter:
 
     def __enter__(self) -> TranscriptWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_torn_tail()
         self._fh = self.path.open("a", encoding="utf-8")
         return self
+
+    def _drop_torn_tail(self) -> None:
+        """A crash mid-write leaves a partial last line; cut it so appends start on a clean line."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with self.path.open("rb+") as fh:
+            data = fh.read()
+            if data.endswith(b"\n"):
+                return
+            fh.truncate(data.rfind(b"\n") + 1)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -34,8 +34,14 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         outs = await asyncio.gather(*(engine.generate(req(i + 1000)) for i in range(args.batch)))
         dt = time.perf_counter() - t
     tokens = sum(o.completion_tokens for o in outs)
-    return {"dtype": args.dtype, "batch": args.batch, "tokens": tokens, "seconds": round(dt, 2),
-            "tokens_per_s": round(tokens / dt, 1), "startup_s": round(startup, 1)}
+    return {
+        "dtype": args.dtype,
+        "batch": args.batch,
+        "tokens": tokens,
+        "seconds": round(dt, 2),
+        "tokens_per_s": round(tokens / dt, 1),
+        "startup_s": round(startup, 1),
+    }
 
 
 if __name__ == "__main__":
@@ -46,6 +52,8 @@ if __name__ == "__main__":
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     r = asyncio.run(main(a))
-    print(f"{r['dtype']}: {r['tokens']} tokens in {r['seconds']} s = {r['tokens_per_s']} tokens/s (batch {r['batch']})")
+    print(
+        f"{r['dtype']}: {r['tokens']} tokens in {r['seconds']} s = {r['tokens_per_s']} tokens/s (batch {r['batch']})"
+    )
     if a.json:
         print(json.dumps(r))

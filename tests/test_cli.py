@@ -23,7 +23,9 @@ def last_json(out: str) -> dict:  # type: ignore[type-arg]
 
 def test_run_prints_answer_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     t = tmp_path / "t.jsonl"
-    code, out, _ = run_cli(capsys, "run", "What is 12 + 30?", "--gold", "42", "--transcript", str(t), "--json", *SCRIPTED)
+    code, out, _ = run_cli(
+        capsys, "run", "What is 12 + 30?", "--gold", "42", "--transcript", str(t), "--json", *SCRIPTED
+    )
     assert code == 0
     assert "team answer (majority): 42" in out
     j = last_json(out)
@@ -36,8 +38,18 @@ def test_run_prints_answer_and_json(capsys: pytest.CaptureFixture[str], tmp_path
 def test_eval_writes_metrics_report_and_plots(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "run"
     code, stdout, _ = run_cli(
-        capsys, "eval", "--dataset", "arith:n=6,seed=1", "--topology", "chain:3", "--decision", "chain_tail",
-        "--out", str(out), "--json", *SCRIPTED,
+        capsys,
+        "eval",
+        "--dataset",
+        "arith:n=6,seed=1",
+        "--topology",
+        "chain:3",
+        "--decision",
+        "chain_tail",
+        "--out",
+        str(out),
+        "--json",
+        *SCRIPTED,
     )
     assert code == 0
     j = last_json(stdout)
@@ -63,8 +75,19 @@ def test_eval_resume_skips_finished_problems(capsys: pytest.CaptureFixture[str],
 
 def test_compare_side_by_side(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, stdout, _ = run_cli(
-        capsys, "compare", "--dataset", "arith:n=8", "--topologies", "single,chain:3,full:3,tree:2x1",
-        "--out", str(tmp_path), "--json", "--backend", "scripted", "--scripted", "tests.agents:noisy",
+        capsys,
+        "compare",
+        "--dataset",
+        "arith:n=8",
+        "--topologies",
+        "single,chain:3,full:3,tree:2x1",
+        "--out",
+        str(tmp_path),
+        "--json",
+        "--backend",
+        "scripted",
+        "--scripted",
+        "tests.agents:noisy",
     )
     assert code == 0
     rows = {r["topology"]: r for r in last_json(stdout)["rows"]}
@@ -86,7 +109,9 @@ def test_show_draws(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
 def test_config_file_and_flags_win(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("topology: chain:2\nrounds: 3\nbackend: scripted\nscripted: tests.agents:calc\n")
-    code, stdout, _ = run_cli(capsys, "run", "What is 1 + 1?", "--config", str(cfg), "--rounds", "1", "--json")
+    code, stdout, _ = run_cli(
+        capsys, "run", "What is 1 + 1?", "--config", str(cfg), "--rounds", "1", "--json"
+    )
     assert code == 0 and last_json(stdout)["requests"] == 2  # chain:2 from the file, 1 round from the flag
 
 
@@ -131,10 +156,19 @@ def test_bad_input_is_one_line_exit_2(
         "latin": _write(tmp_path, "l.jsonl", b'{"question": "caf\xe9", "answer": "1"}\n'),
         "badjson": _write(tmp_path, "b.jsonl", '{"question": "q", "answer": "1"}\n{oops\n'),
         "file": _write(tmp_path, "plain", "x"),
-        "cyclic": _write(tmp_path, "c.json", json.dumps({
-            "agents": [{"name": "a", "role": "solver"}, {"name": "b", "role": "solver"}],
-            "edges": [{"source": "a", "target": "b", "kind": "spatial"}, {"source": "b", "target": "a", "kind": "spatial"}],
-        })),
+        "cyclic": _write(
+            tmp_path,
+            "c.json",
+            json.dumps(
+                {
+                    "agents": [{"name": "a", "role": "solver"}, {"name": "b", "role": "solver"}],
+                    "edges": [
+                        {"source": "a", "target": "b", "kind": "spatial"},
+                        {"source": "b", "target": "a", "kind": "spatial"},
+                    ],
+                }
+            ),
+        ),
         "badcfg": _write(tmp_path, "bad.yaml", "colour: blue\n"),
         "badyaml": _write(tmp_path, "bad2.yaml", "rounds: [1\n"),
     }

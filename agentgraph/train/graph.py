@@ -1,0 +1,355 @@
+"""Graph GRPO: learn edge (and optionally agent) keep-logits, then prune to an efficient topology.
+
+For each problem the trainer samples ``group_size`` graphs from the current edge probabilities (every
+edge independently, so there is no order bias), runs them as real sessions through any backend,
+and rewards each ``correct − token_cost · tokens / 1000``. The advantage of a graph is its reward
+normalised within its group, ``(r − mean) / (std + eps)`` (``baseline="none"`` reproduces
+GPTSwarm's plain REINFORCE), and the loss is ``−Σ advantage · log p(graph)`` with Adam on the
+logits. All sessions of a step are in flight together.
+
+At the end — or every ``prune_every`` steps with ``prune_ratio`` (AgentPrune-style iterative
+magnitude pruning: drop the ``max(1, round(ρ·n_active))`` lowest logits; masks never regrow) — the
+learned graph is pruned to a deterministic evaluation graph (threshold or top-k).
+
+Checkpoints (logits, Adam state, step, RNG state, log) are written atomically every
+``checkpoint_every`` steps; ``resume=True`` continues from the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentgraph.backends.base import Backend
+from agentgraph.datasets import Problem
+from agentgraph.errors import ConfigError
+from agentgraph.team import Team
+from agentgraph.topology import EdgeKind, Topology
+from agentgraph.transcript import SessionResult
+
+EdgeKey = tuple[str, str, str]
+
+
+class GraphGRPOConfig(BaseModel):
+    """Settings for :class:`GraphGRPOTrainer` (TRL-style: a config object plus a trainer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_size: int = Field(4, ge=2, description="graphs sampled per problem (G)")
+    steps: int = Field(200, ge=1)
+    problems_per_step: int = Field(1, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    token_cost: float = Field(0.0, ge=0, description="λ: reward −= λ · tokens / 1000")
+    baseline: Literal["group", "none"] = "group"
+    eps: float = Field(1e-4, gt=0)
+    init_logit: float = 0.0
+    learn: tuple[EdgeKind, ...] = ("spatial", "temporal")
+    agent_dropout: bool = Field(False, description="also learn a keep-logit per agent (AgentDropout-style)")
+    fixed_agents: tuple[str, ...] = Field((), description="agents never dropped (e.g. a decision node)")
+    prune_threshold: float | None = Field(0.5, ge=0, le=1)
+    prune_keep: int | None = Field(None, ge=0)
+    prune_ratio: float | None = Field(None, gt=0, lt=1)
+    prune_every: int = Field(0, ge=0)
+    checkpoint_every: int = Field(20, ge=1)
+    seed: int = 0
+
+
+class StepLog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    reward: float
+    accuracy: float
+    tokens: float
+    loss: float
+    probabilities: dict[str, float]
+
+
+def edge_name(e: EdgeKey) -> str:
+    return f"{e[0]}->{e[1]} ({e[2]})"
+
+
+class GraphGRPOTrainer:
+    """Learns keep-probabilities for the edges of ``base`` by running real sessions.
+
+    ``make_team(topology)`` turns a realized graph into a :class:`Team` (rounds, decision, …); by
+    default ``Team(topology, rounds=1, decision="majority")``.
+    """
+
+    def __init__(
+        self,
+        base: Topology,
+        problems: Sequence[Problem],
+        backend: Backend,
+        config: GraphGRPOConfig | None = None,
+        *,
+        make_team: Callable[[Topology], Team] | None = None,
+        out: str | Path | None = None,
+    ) -> None:
+        base.validate()
+        if not problems:
+            raise ConfigError("dataset", "no training problems", "give at least one problem")
+        self.base = base
+        self.problems = list(problems)
+        self.backend = backend
+        self.config = config or GraphGRPOConfig()
+        self.make_team = make_team or (lambda t: Team(t, rounds=1, decision="majority"))
+        self.out = Path(out) if out is not None else None
+        c = self.config
+        self.edges: list[EdgeKey] = [(u, v, k) for u, v, k in base.edges(keys=True) if k in c.learn]
+        if not self.edges:
+            raise ConfigError("base", "the base topology has no learnable edges", "use a base with edges")
+        for a in c.fixed_agents:
+            if a not in base:
+                raise ConfigError(
+                    "fixed_agents", f"{a!r} is not an agent of the base", "name existing agents"
+                )
+        self.agents = [a for a in base.agents if a not in c.fixed_agents] if c.agent_dropout else []
+        self.logits = torch.full((len(self.edges),), float(c.init_logit), requires_grad=True)
+        self.agent_logits = torch.full((len(self.agents),), 3.0, requires_grad=True)  # start with agents kept
+        params = [self.logits] + ([self.agent_logits] if self.agents else [])
+        self.optimizer = torch.optim.Adam(params, lr=c.learning_rate)
+        self.active = torch.ones(len(self.edges), dtype=torch.bool)  # iterative pruning masks
+        self.step = 0
+        self.rng = np.random.default_rng(c.seed)
+        self.problem_rng = random.Random(c.seed)
+        self.log: list[StepLog] = []
+
+    # -- graphs -------------------------------------------------------------------------------------
+    def probabilities(self) -> dict[str, float]:
+        with torch.no_grad():
+            p = torch.sigmoid(self.logits) * self.active
+        return {edge_name(e): float(x) for e, x in zip(self.edges, p, strict=True)}
+
+    def sample(self) -> tuple[Topology, torch.Tensor, torch.Tensor]:
+        """A realized graph with its edge mask and agent mask."""
+        with torch.no_grad():
+            p = (torch.sigmoid(self.logits) * self.active).numpy()
+            pa = torch.sigmoid(self.agent_logits).numpy()
+        edge_mask = torch.from_numpy(self.rng.random(len(self.edges)) < p)
+        agent_mask = torch.from_numpy(self.rng.random(len(self.agents)) < pa)
+        dropped = {a for a, kept in zip(self.agents, agent_mask.tolist(), strict=True) if not kept}
+        keep = [e for e, m in zip(self.edges, edge_mask.tolist(), strict=True) if m]
+        fixed = [e for e in self.base.edges(keys=True) if e[2] not in self.config.learn]
+        g = self.base.keep_edges([*keep, *fixed])
+        if dropped:
+            g.remove_nodes_from(dropped)
+        return g, edge_mask, agent_mask
+
+    def log_prob(self, edge_mask: torch.Tensor, agent_mask: torch.Tensor) -> torch.Tensor:
+        m = edge_mask.float()
+        lp_edges = m * torch.nn.functional.logsigmoid(self.logits) + (1 - m) * torch.nn.functional.logsigmoid(
+            -self.logits
+        )
+        lp = (lp_edges * self.active).sum()  # pruned edges are never sampled: no gradient
+        if self.agents:
+            am = agent_mask.float()
+            lp = (
+                lp
+                + (
+                    am * torch.nn.functional.logsigmoid(self.agent_logits)
+                    + (1 - am) * torch.nn.functional.logsigmoid(-self.agent_logits)
+                ).sum()
+            )
+        return lp
+
+    def pruned(self) -> Topology:
+        """The deterministic evaluation graph: learned probabilities, then threshold / top-k."""
+        c = self.config
+        g: Topology = self.base.copy()
+        with torch.no_grad():
+            for e, lg, act in zip(self.edges, self.logits.tolist(), self.active.tolist(), strict=True):
+                g.edges[e]["logit"] = float(lg) if act else -50.0
+            if self.agents:
+                gone = [a for a, lg in zip(self.agents, self.agent_logits.tolist(), strict=True) if lg < 0]
+                g.remove_nodes_from(gone)
+        g.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
+        if c.prune_keep is not None:
+            return g.prune(keep=c.prune_keep, kinds=c.learn)
+        return g.prune(threshold=c.prune_threshold if c.prune_threshold is not None else 0.5, kinds=c.learn)
+
+    def _iterative_prune(self) -> None:
+        c = self.config
+        if not c.prune_ratio or not c.prune_every or self.step % c.prune_every:
+            return
+        n_active = int(self.active.sum())
+        k = max(1, round(c.prune_ratio * n_active))
+        if n_active - k < 1:
+            return
+        with torch.no_grad():
+            scores = self.logits.detach().clone()
+            scores[~self.active] = math.inf
+            drop = torch.argsort(scores)[:k]
+            self.active[drop] = False
+
+    # -- training -------------------------------------------------------------------------------------
+    def reward(self, r: SessionResult) -> float:
+        return float(bool(r.correct)) - self.config.token_cost * r.usage.total_tokens / 1000.0
+
+    async def train_step(self) -> StepLog:
+        c = self.config
+        batch = [
+            self.problems[self.problem_rng.randrange(len(self.problems))] for _ in range(c.problems_per_step)
+        ]
+        draws = [[self.sample() for _ in range(c.group_size)] for _ in batch]
+
+        async def run(p: Problem, g: Topology, j: int, i: int) -> SessionResult:
+            return await self.make_team(g).solve(
+                p.question, self.backend, gold=p.answer, session_id=f"step{self.step}-p{i}-g{j}"
+            )
+
+        results = await asyncio.gather(
+            *(
+                run(p, g, j, i)
+                for i, (p, group) in enumerate(zip(batch, draws, strict=True))
+                for j, (g, _, _) in enumerate(group)
+            )
+        )
+        self.optimizer.zero_grad()
+        loss = torch.zeros(())
+        rewards_all: list[float] = []
+        for i, group in enumerate(draws):
+            rs = results[i * c.group_size : (i + 1) * c.group_size]
+            rewards = torch.tensor([self.reward(r) for r in rs])
+            rewards_all += rewards.tolist()
+            adv = (rewards - rewards.mean()) / (rewards.std() + c.eps) if c.baseline == "group" else rewards
+            for a, (_, em, am) in zip(adv, group, strict=True):
+                loss = loss - a * self.log_prob(em, am)
+        loss = loss / (len(batch) * c.group_size)
+        loss.backward()  # type: ignore[no-untyped-call]
+        self.optimizer.step()
+        self.step += 1
+        self._iterative_prune()
+        entry = StepLog(
+            step=self.step,
+            reward=float(np.mean(rewards_all)),
+            accuracy=float(np.mean([bool(r.correct) for r in results])),
+            tokens=float(np.mean([r.usage.total_tokens for r in results])),
+            loss=float(loss.detach()),
+            probabilities=self.probabilities(),
+        )
+        self.log.append(entry)
+        return entry
+
+    async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
+        if resume:
+            self.load_checkpoint()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.config.steps, initial=self.step, desc="graph GRPO", unit="step")
+        try:
+            while self.step < self.config.steps:
+                entry = await self.train_step()
+                if self.out is not None:
+                    self._append_log(entry)
+                    if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
+                        self.save_checkpoint()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{entry.reward:.2f}", tokens=f"{entry.tokens:.0f}")
+        finally:
+            if bar is not None:
+                bar.close()
+        pruned = self.pruned()
+        if self.out is not None:
+            pruned.save(self.out / "pruned.json")
+            self.plot()
+        return pruned
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def _append_log(self, entry: StepLog) -> None:
+        assert self.out is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        with (self.out / "log.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(entry.model_dump_json() + "\n")
+            fh.flush()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "edges": [list(e) for e in self.edges],
+            "logits": self.logits.detach().clone(),
+            "agent_logits": self.agent_logits.detach().clone(),
+            "active": self.active.clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "problem_rng": self.problem_rng.getstate(),
+            "config": self.config.model_dump(),
+        }
+
+    def save_checkpoint(self) -> Path:
+        assert self.out is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "checkpoint.pt"
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)
+        return path
+
+    def load_checkpoint(self) -> bool:
+        if self.out is None or not (self.out / "checkpoint.pt").exists():
+            return False
+        st = torch.load(self.out / "checkpoint.pt", weights_only=False)
+        if [tuple(e) for e in st["edges"]] != self.edges:
+            raise ConfigError(
+                "resume", "the checkpoint was trained on another base topology", "use the same --base"
+            )
+        with torch.no_grad():
+            self.logits.copy_(st["logits"])
+            self.agent_logits.copy_(st["agent_logits"])
+        self.active = st["active"]
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.rng.bit_generator.state = st["rng"]
+        self.problem_rng.setstate(st["problem_rng"])
+        self.step = int(st["step"])
+        log_path = self.out / "log.jsonl"
+        if log_path.exists():  # drop log lines written after the checkpoint (a crash between the two)
+            lines = [StepLog.model_validate_json(x) for x in log_path.read_text().splitlines() if x.strip()]
+            self.log = [x for x in lines if x.step <= self.step]
+            log_path.write_text("".join(x.model_dump_json() + "\n" for x in self.log))
+        return True
+
+    def plot(self) -> None:
+        assert self.out is not None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if self.log:
+            steps = [x.step for x in self.log]
+            fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
+            w = max(1, len(steps) // 20)
+            smooth = np.convolve([x.reward for x in self.log], np.ones(w) / w, mode="same")
+            a1.plot(steps, smooth, label=f"reward (moving avg {w})")
+            a1.set_xlabel("step")
+            a1.legend(fontsize=8)
+            for name in self.log[-1].probabilities:
+                a2.plot(steps, [x.probabilities[name] for x in self.log], lw=1, label=name)
+            a2.set_xlabel("step")
+            a2.set_ylabel("edge probability")
+            a2.set_ylim(0, 1)
+            if len(self.log[-1].probabilities) <= 12:
+                a2.legend(fontsize=6)
+            fig.savefig(self.out / "learning_curve.png", dpi=110, bbox_inches="tight")
+            plt.close(fig)
+        g = self.base.copy()
+        with torch.no_grad():
+            for e, lg in zip(self.edges, self.logits.tolist(), strict=True):
+                g.edges[e]["logit"] = float(lg)
+        g.draw(self.out / "topology.png", title="learned edge probabilities (width)")
+
+
+def dump_probabilities(trainer: GraphGRPOTrainer) -> str:
+    return json.dumps(trainer.probabilities(), indent=2)

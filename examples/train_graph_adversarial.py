@@ -1,0 +1,204 @@
+"""GPTSwarm's adversarial setting, learned with graph GRPO on the scripted backend.
+
+k truthful agents (right with probability p; a wrong truthful answer is uniform over the other
+options) and k adversaries (always the same wrong option) feed a plurality-vote decision node; the
+candidate edges are every agent → decision and every agent → later agent (adversaries first). With
+``--persuadable`` a truthful agent answers the plurality of its own answer and its predecessors', so
+adversary → truthful edges must be cut too. Ties are broken at random (seeded).
+
+    python examples/train_graph_adversarial.py --seeds 5 --json
+    python examples/train_graph_adversarial.py --persuadable --seeds 5 --json
+    python examples/train_graph_adversarial.py --baseline none --seeds 5 --json          # GPTSwarm's REINFORCE
+    python examples/train_graph_adversarial.py --k 5 --adversaries 0 --p 1 --verbose 60 --token-cost 0.5 --json
+
+With ``--json`` the last line is one JSON object: ``p_adversary_to_decision``,
+``p_truthful_to_decision``, ``p_adversary_to_truthful``, ``accuracy_pruned``,
+``accuracy_truthful_only``, ``accuracy_full``, ``tokens_pruned``, ``tokens_full`` (means over seeds)
+and ``per_seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+
+import agentgraph as ag
+from agentgraph.backends import Scripted, ScriptedCall
+from agentgraph.datasets import Problem
+from agentgraph.train import GraphGRPOConfig, GraphGRPOTrainer
+
+OPTIONS = "ABCD"
+BOXED = re.compile(r"\\boxed\{([A-D])\}")
+
+
+def make_problems(n: int, seed: int, prefix: str) -> tuple[list[Problem], dict[str, str]]:
+    rng = random.Random(seed)
+    problems = [
+        Problem(
+            id=f"{prefix}{i}",
+            question=f"{prefix} question {i}: which option is right?",
+            answer=rng.choice(OPTIONS),
+        )
+        for i in range(n)
+    ]
+    return problems, {p.question: p.answer for p in problems}
+
+
+def plurality(votes: list[str], rng: random.Random) -> str | None:
+    if not votes:
+        return None
+    counts = Counter(votes)
+    best = max(counts.values())
+    return rng.choice(sorted(v for v, c in counts.items() if c == best))
+
+
+def peer_answers(call: ScriptedCall) -> list[str]:
+    return BOXED.findall(call.request.messages[-1].content)
+
+
+def make_backend(gold: dict[str, str], p: float, persuadable: bool, seed: int, verbose: int = 0) -> Scripted:
+    reasoning = " ".join(["because"] * verbose)
+
+    def wrong(problem: str) -> str:
+        return OPTIONS[(OPTIONS.index(gold[problem]) + 1) % 4]
+
+    def agent(call: ScriptedCall) -> str:
+        if call.agent == "decision":
+            choice = plurality(peer_answers(call), call.rng)
+            return "no input, no answer" if choice is None else f"\\boxed{{{choice}}}"
+        if call.agent.startswith("x"):
+            return f"\\boxed{{{wrong(call.problem)}}}"
+        right = gold[call.problem]
+        own = right if call.rng.random() < p else call.rng.choice([o for o in OPTIONS if o != right])
+        if persuadable:
+            own = plurality([own, *peer_answers(call)], call.rng) or own
+        return f"{reasoning} I think it is \\boxed{{{own}}}".strip()
+
+    return Scripted(default=agent, seed=seed)
+
+
+def base_topology(truthful: int, adversaries: int) -> ag.Topology:
+    g = ag.Topology(name=f"adversarial:{truthful}+{adversaries}")
+    agents = [f"x{i}" for i in range(adversaries)] + [f"t{i}" for i in range(truthful)]
+    for a in agents:
+        g.add_agent(a, "solver")
+    g.add_agent("decision", "manager", root=True)
+    for i, u in enumerate(agents):
+        for v in agents[i + 1 :]:
+            g.add_spatial(u, v, logit=0.0)
+        g.add_spatial(u, "decision", logit=0.0)
+    return g
+
+
+def team(g: ag.Topology) -> ag.Team:
+    return ag.Team(g, rounds=1, decision="tree_root")
+
+
+async def accuracy(g: ag.Topology, problems: list[Problem], backend: Scripted) -> tuple[float, float]:
+    rs = await team(g).solve_many(
+        [p.question for p in problems],
+        backend,
+        golds=[p.answer for p in problems],
+        session_ids=[p.id for p in problems],
+    )
+    return float(np.mean([bool(r.correct) for r in rs])), float(np.mean([r.usage.total_tokens for r in rs]))
+
+
+def only(base: ag.Topology, keep: callable) -> ag.Topology:  # type: ignore[valid-type]
+    return base.keep_edges(e for e in base.edges(keys=True) if keep(e))
+
+
+async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
+    base = base_topology(args.k, args.adversaries)
+    train, gold = make_problems(args.iterations * args.problems_per_step, seed, "train")
+    evals, gold_eval = make_problems(args.eval_problems, seed + 10_000, "eval")
+    gold.update(gold_eval)
+    backend = make_backend(gold, args.p, args.persuadable, seed, args.verbose)
+    cfg = GraphGRPOConfig(
+        group_size=args.group,
+        steps=args.iterations,
+        problems_per_step=args.problems_per_step,
+        learning_rate=args.lr,
+        token_cost=args.token_cost,
+        baseline=args.baseline,
+        seed=seed,
+        prune_threshold=0.5,
+        agent_dropout=args.agent_dropout,
+        fixed_agents=("decision",),
+    )
+    trainer = GraphGRPOTrainer(base, train, backend, cfg, make_team=team)
+    pruned = await trainer.train()
+    probs = trainer.probabilities()
+
+    def mean_p(pred: callable) -> float:  # type: ignore[valid-type]
+        vals = [v for k, v in probs.items() if pred(k)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    truthful_only = only(base, lambda e: e[0].startswith("t") and e[1] == "decision")
+    acc_p, tok_p = await accuracy(pruned, evals, backend)
+    acc_t, tok_t = await accuracy(truthful_only, evals, backend)
+    acc_f, tok_f = await accuracy(base, evals, backend)
+    return {
+        "seed": seed,
+        "p_adversary_to_decision": mean_p(lambda k: k.startswith("x") and "->decision" in k),
+        "p_truthful_to_decision": mean_p(lambda k: k.startswith("t") and "->decision" in k),
+        "p_adversary_to_truthful": mean_p(lambda k: k.startswith("x") and "->t" in k),
+        "accuracy_pruned": acc_p,
+        "accuracy_truthful_only": acc_t,
+        "accuracy_full": acc_f,
+        "tokens_pruned": tok_p,
+        "tokens_truthful_only": tok_t,
+        "tokens_full": tok_f,
+        "edges_pruned": len(pruned.edges_of("spatial")),
+        "edges_full": len(base.edges_of("spatial")),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, default=3, help="truthful agents")
+    ap.add_argument("--adversaries", type=int, default=None, help="adversaries (default: k)")
+    ap.add_argument("--p", type=float, default=0.8, help="probability a truthful agent is right")
+    ap.add_argument("--persuadable", action="store_true")
+    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--group", type=int, default=4)
+    ap.add_argument("--problems-per-step", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--token-cost", type=float, default=0.0)
+    ap.add_argument("--verbose", type=int, default=0, help="words of reasoning a truthful agent writes")
+    ap.add_argument("--agent-dropout", action="store_true", help="also learn per-agent keep logits")
+    ap.add_argument("--baseline", choices=["group", "none"], default="group")
+    ap.add_argument("--seed", type=int, default=0, help="first seed")
+    ap.add_argument("--seeds", type=int, default=1, help="number of seeds")
+    ap.add_argument("--eval-problems", type=int, default=2000)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.adversaries is None:
+        args.adversaries = args.k
+    if args.k < 1 or args.adversaries < 0 or not 0 <= args.p <= 1 or args.iterations < 1 or args.group < 2:
+        print("error: need k ≥ 1, adversaries ≥ 0, 0 ≤ p ≤ 1, iterations ≥ 1, group ≥ 2", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    rows = [asyncio.run(one_seed(args, args.seed + s)) for s in range(args.seeds)]
+    keys = [k for k in rows[0] if k != "seed"]
+    summary: dict[str, object] = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+    print(f"{'seed':>4} " + " ".join(f"{k[:22]:>22}" for k in keys))
+    for r in rows:
+        print(f"{r['seed']:>4} " + " ".join(f"{r[k]:>22.3f}" for k in keys))
+    print("mean " + " ".join(f"{summary[k]:>22.3f}" for k in keys))
+    summary.update(per_seed=rows, seconds=round(time.perf_counter() - t0, 1), settings=vars(args))
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
