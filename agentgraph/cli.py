@@ -68,6 +68,13 @@ class Options(BaseModel):
     transcript: str | None = None
     gold: str | None = None
     png: str | None = None
+    base: str | None = None
+    group: int = Field(4, ge=2)
+    steps: int = Field(200, ge=1)
+    lr: float = Field(0.1, gt=0)
+    token_cost: float = Field(0.0, ge=0)
+    problems_per_step: int = Field(1, ge=1)
+    prune_threshold: float = Field(0.5, ge=0, le=1)
     json_output: bool = Field(False, alias="json")
 
 
@@ -128,10 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--limit", type=int, help="problems (default 8)")
     demo.add_argument("--out")
-    for p in (run, ev, cmp_, demo):
+    train = sub.add_parser("train", help="train the graph (edge weights) of a team")
+    tsub = train.add_subparsers(dest="target", required=True)
+    tg = tsub.add_parser("graph", help="graph GRPO on the edge logits of a base topology, then prune")
+    tg.add_argument("--base", help="base topology whose edges are the candidates, e.g. full:6")
+    tg.add_argument("--dataset")
+    tg.add_argument("--limit", type=int)
+    tg.add_argument("--group", type=int, help="graphs sampled per problem (default 4)")
+    tg.add_argument("--steps", type=int, help="optimizer steps (default 200)")
+    tg.add_argument("--problems-per-step", dest="problems_per_step", type=int)
+    tg.add_argument("--lr", type=float, help="Adam learning rate on the logits (default 0.1)")
+    tg.add_argument("--token-cost", dest="token_cost", type=float, help="λ: reward -= λ·tokens/1000")
+    tg.add_argument("--prune-threshold", dest="prune_threshold", type=float)
+    tg.add_argument("--out")
+    tg.add_argument("--resume", action="store_true", default=None)
+    for p in (run, ev, cmp_, demo, tg):
         _team_flags(p) if p is not demo else None
         _backend_flags(p)
-    for p in (run, ev, cmp_, show, demo):
+    for p in (run, ev, cmp_, show, demo, tg):
         _common(p)
     return parser
 
@@ -158,7 +179,7 @@ def resolve_options(ns: argparse.Namespace) -> Options:
             raise ConfigError("config", f"{path} must be a mapping of option: value", "e.g. rounds: 2")
         data.update({str(k).replace("-", "_"): v for k, v in (loaded or {}).items()})
     for key, value in vars(ns).items():
-        if key in ("command", "config", "problem", "topology_spec") or value is None:
+        if key in ("command", "target", "config", "problem", "topology_spec") or value is None:
             continue
         data[key] = value
     try:
@@ -376,7 +397,7 @@ async def cmd_demo(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
             "dataset": f"arith:ops=+,digits=2,n={n},seed={o.seed}",
             "limit": None,
             "rounds": 2,
-            "max_tokens": 40,
+            "max_tokens": 32,
             "topologies": DEMO_TOPOLOGIES,
         }
     )
@@ -412,12 +433,73 @@ async def cmd_show(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
     }
 
 
+async def cmd_train_graph(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
+    from agentgraph.train import GraphGRPOConfig, GraphGRPOTrainer
+
+    if not o.base:
+        raise ConfigError("base", "missing", "pass --base, e.g. --base full:6")
+    problems = load_dataset(_need_dataset(o), limit=o.limit)
+    base = from_spec(o.base, role=o.role)
+    make_team(o, o.base)  # checks rounds, policy, decision and roles against the base before training
+    out = Path(o.out) if o.out else _default_out("train-graph")
+    if (out / "checkpoint.pt").exists() and not o.resume:
+        raise ConfigError(
+            "out", f"{out} already holds a training run", "pass --resume or choose another --out"
+        )
+    config = GraphGRPOConfig(
+        group_size=o.group,
+        steps=o.steps,
+        problems_per_step=o.problems_per_step,
+        learning_rate=o.lr,
+        token_cost=o.token_cost,
+        prune_threshold=o.prune_threshold,
+        seed=o.seed,
+    )
+    backend = make_backend(o)
+    async with backend:
+        trainer = GraphGRPOTrainer(
+            base, problems, backend, config, make_team=lambda t: make_team_from(o, t), out=out
+        )
+        pruned = await trainer.train(resume=o.resume, progress=True)
+    probs = trainer.probabilities()
+    for name, p in sorted(probs.items(), key=lambda kv: -kv[1]):
+        print(f"  {p:5.3f}  {name}")
+    kept = len(pruned.edges(keys=True))
+    print(f"pruned topology: {out / 'pruned.json'} ({kept} of {base.number_of_edges()} edges kept)")
+    last = trainer.log[-1] if trainer.log else None
+    return {
+        "steps": trainer.step,
+        "final_reward": last.reward if last else None,
+        "final_tokens": last.tokens if last else None,
+        "probabilities": probs,
+        "edges_kept": kept,
+        "edges_total": base.number_of_edges(),
+        "pruned": str(out / "pruned.json"),
+        "out": str(out),
+    }
+
+
+def make_team_from(o: Options, topology: Topology) -> Team:
+    roles = RoleBook.default().with_cards(*o.role_card) if o.role_card else RoleBook.default()
+    overrides = SamplingOverrides(max_tokens=o.max_tokens, temperature=o.temperature)
+    return Team(
+        topology,
+        rounds=o.rounds,
+        inter_round=o.inter_round,
+        decision=o.decision,
+        roles=roles,
+        early_stop=o.early_stop,
+        sampling=overrides,
+    )
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Options], Awaitable[dict[str, Any]]]] = {
     "run": cmd_run,
     "eval": cmd_eval,
     "compare": cmd_compare,
     "show": cmd_show,
     "demo": cmd_demo,
+    "train:graph": cmd_train_graph,
 }
 
 
@@ -426,7 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         o = resolve_options(ns)
-        summary = asyncio.run(_with_signals(COMMANDS[ns.command](ns, o)))
+        command = f"train:{ns.target}" if ns.command == "train" else ns.command
+        summary = asyncio.run(_with_signals(COMMANDS[command](ns, o)))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

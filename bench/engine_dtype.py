@@ -53,7 +53,8 @@ if __name__ == "__main__":
     a = p.parse_args()
     r = asyncio.run(main(a))
     print(
-        f"{r['dtype']}: {r['tokens']} tokens in {r['seconds']} s = {r['tokens_per_s']} tokens/s (batch {r['batch']})"
+        f"{r['dtype']}: {r['tokens']} tokens in {r['seconds']} s = "
+        f"{r['tokens_per_s']} tokens/s (batch {r['batch']})"
     )
     if a.json:
         print(json.dumps(r))

@@ -8,8 +8,9 @@ adversary → truthful edges must be cut too. Ties are broken at random (seeded)
 
     python examples/train_graph_adversarial.py --seeds 5 --json
     python examples/train_graph_adversarial.py --persuadable --seeds 5 --json
-    python examples/train_graph_adversarial.py --baseline none --seeds 5 --json          # GPTSwarm's REINFORCE
-    python examples/train_graph_adversarial.py --k 5 --adversaries 0 --p 1 --verbose 60 --token-cost 0.5 --json
+    python examples/train_graph_adversarial.py --baseline none --seeds 5 --json   # GPTSwarm's REINFORCE
+    python examples/train_graph_adversarial.py --k 5 --adversaries 0 --p 1 --verbose 60 \
+        --token-cost 0.5 --json                                                    # the token-cost setting
 
 With ``--json`` the last line is one JSON object: ``p_adversary_to_decision``,
 ``p_truthful_to_decision``, ``p_adversary_to_truthful``, ``accuracy_pruned``,

@@ -184,3 +184,38 @@ def test_bad_input_is_one_line_exit_2(
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert "Traceback" not in err
     assert not out_dir.exists()  # nothing half-written
+
+
+def test_train_graph_and_resume(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "tg"
+    argv = [
+        "train",
+        "graph",
+        "--base",
+        "full:3",
+        "--dataset",
+        "arith:n=10",
+        "--group",
+        "4",
+        "--rounds",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+        "--backend",
+        "scripted",
+        "--scripted",
+        "tests.agents:noisy",
+    ]
+    code, stdout, _ = run_cli(capsys, *argv, "--steps", "4")
+    assert code == 0
+    j = last_json(stdout)
+    assert j["steps"] == 4 and j["edges_total"] == 9 and 0 <= j["edges_kept"] <= 9
+    assert len(j["probabilities"]) == 9
+    code, _, err = run_cli(capsys, *argv, "--steps", "6")
+    assert code == 2 and "--resume" in err
+    code, stdout, _ = run_cli(capsys, *argv, "--steps", "6", "--resume")
+    assert code == 0 and last_json(stdout)["steps"] == 6
+    assert len((out / "log.jsonl").read_text().splitlines()) == 6
+    code, _, err = run_cli(capsys, "train", "graph", "--dataset", "arith:n=3", "--out", str(tmp_path / "x"))
+    assert code == 2 and "base: missing" in err

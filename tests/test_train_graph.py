@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import agentgraph as ag
+from agentgraph.backends import Scripted
+from agentgraph.datasets import arith
+from agentgraph.train import GraphGRPOConfig, GraphGRPOTrainer
+from examples.train_graph_adversarial import main as adversarial
+from tests.agents import calc, noisy
+from topologies import chain
+
+
+def trainer(tmp_path: Path | None = None, **cfg: object) -> GraphGRPOTrainer:
+    base = chain(3, memory=False)
+    for u, v, k in base.edges(keys=True):
+        base.edges[u, v, k]["logit"] = 0.0
+    settings: dict[str, object] = {"group_size": 4, "steps": 12, "checkpoint_every": 5, **cfg}
+    config = GraphGRPOConfig.model_validate(settings)
+    return GraphGRPOTrainer(
+        base,
+        arith("+", 2, 30, seed=0),
+        Scripted(default=noisy, seed=3),
+        config,
+        make_team=lambda t: ag.Team(t, rounds=1),
+        out=tmp_path,
+    )
+
+
+def test_log_prob_is_the_bernoulli_likelihood() -> None:
+    t = trainer()
+    with torch.no_grad():
+        t.logits.copy_(torch.tensor([0.3, -1.2]))
+    mask = torch.tensor([True, False])
+    expected = torch.log(torch.sigmoid(torch.tensor(0.3))) + torch.log(1 - torch.sigmoid(torch.tensor(-1.2)))
+    assert float(t.log_prob(mask, torch.zeros(0, dtype=torch.bool)).detach()) == pytest.approx(
+        float(expected), abs=1e-6
+    )
+
+
+async def test_group_advantage_moves_logits_toward_rewarded_graphs() -> None:
+    # the agents are always right, so an edge only adds tokens: with a token cost every logit must fall
+    t = trainer(token_cost=1.0, steps=30, learning_rate=0.2)
+    t.backend = Scripted(default=calc)
+    before = t.logits.detach().clone()
+    await t.train()
+    assert torch.all(t.logits.detach() < before)  # every edge only adds tokens: all logits fall
+    assert len(t.log) == 30 and t.log[-1].tokens < t.log[0].tokens + 1e-9
+
+
+async def test_checkpoint_resume_continues_exactly(tmp_path: Path) -> None:
+    full_run = trainer(tmp_path / "a")
+    await full_run.train()
+    first = trainer(tmp_path / "b", steps=12)
+    first.config = first.config.model_copy(update={"steps": 5})
+    await first.train()
+    resumed = trainer(tmp_path / "b")
+    await resumed.train(resume=True)
+    assert resumed.step == 12
+    assert torch.allclose(resumed.logits, full_run.logits)
+    lines = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == list(range(1, 13))  # nothing lost, nothing doubled
+    for f in ("checkpoint.pt", "pruned.json", "learning_curve.png", "topology.png"):
+        assert (tmp_path / "b" / f).exists()
+    assert ag.Topology.load(tmp_path / "b" / "pruned.json").same_as(resumed.pruned())
+
+
+async def test_iterative_pruning_masks_never_regrow() -> None:
+    t = trainer(prune_ratio=0.5, prune_every=3, steps=9)
+    counts = []
+    for _ in range(9):
+        await t.train_step()
+        counts.append(int(t.active.sum()))
+    assert counts == sorted(counts, reverse=True) and counts[-1] == 1
+    assert all(
+        p == 0.0 for name, p in t.probabilities().items() if not t.active[list(t.probabilities()).index(name)]
+    )
+
+
+def test_adversarial_setting_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        adversarial(
+            ["--seeds", "1", "--iterations", "200", "--group", "4", "--eval-problems", "500", "--json"]
+        )
+        == 0
+    )
+    j = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert j["p_adversary_to_decision"] < 0.10
+    assert j["p_truthful_to_decision"] > 0.90
+    assert abs(j["accuracy_pruned"] - j["accuracy_truthful_only"]) <= 0.01
+    assert j["accuracy_full"] < 0.5
