@@ -225,18 +225,7 @@ def make_backend(o: Options) -> Backend:
 
 
 def make_team(o: Options, topology_spec: str | None = None) -> Team:
-    roles = RoleBook.default().with_cards(*o.role_card) if o.role_card else RoleBook.default()
-    topo = from_spec(topology_spec or o.topology, role=o.role)
-    overrides = SamplingOverrides(max_tokens=o.max_tokens, temperature=o.temperature)
-    return Team(
-        topo,
-        rounds=o.rounds,
-        inter_round=o.inter_round,
-        decision=o.decision,
-        roles=roles,
-        early_stop=o.early_stop,
-        sampling=overrides,
-    )
+    return make_team_from(o, from_spec(topology_spec or o.topology, role=o.role))
 
 
 async def _with_signals(coro: Awaitable[T]) -> T:

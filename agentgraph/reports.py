@@ -177,8 +177,9 @@ def write_compare_report(out: Path, title: str, named: Sequence[tuple[str, Metri
             yerr=[[m.accuracy - m.ci95_low], [m.ci95_high - m.accuracy]],
             fmt="o",
             capsize=3,
+            label=name,
         )
-        ax.annotate(name, (tokens, m.accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     ax.set_xlabel("tokens per problem (prompt + completion)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)

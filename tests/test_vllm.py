@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -178,3 +180,42 @@ async def test_unreachable_endpoint_is_a_clear_error() -> None:
     with pytest.raises(ag.ConfigError, match="endpoints: no endpoint answered"):
         async with OpenAI(f"http://127.0.0.1:{free_port()}/v1"):
             pass
+
+
+def test_cli_run_on_the_embedded_model(tmp_path: Path) -> None:
+    t = tmp_path / "t.jsonl"
+    before = _engine_processes()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentgraph.cli",
+            "run",
+            "What is 2 + 3?",
+            "--topology",
+            "chain:2",
+            "--rounds",
+            "1",
+            "--max-tokens",
+            "16",
+            "--gold",
+            "5",
+            "--transcript",
+            str(t),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    j = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert j["requests"] == 2 and j["completion_tokens"] > 0 and j["errors"] == 0
+    (s,) = ag.load(t).values()
+    assert sum(x.completion_tokens for x in s.turns) == j["completion_tokens"]
+    assert not _engine_processes() - before  # the CLI shut its engine down
+
+
+def _engine_processes() -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid,comm"], capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines()[1:] if "VLLM" in line}

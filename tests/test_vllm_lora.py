@@ -1,0 +1,63 @@
+"""Per-request LoRA on the in-process engine: a role's adapter changes what that role's agents say."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+import agentgraph as ag
+from agentgraph.backends import VLLM, Adapter, GenerationRequest
+from agentgraph.models import provision
+from agentgraph.sampling import SamplingOverrides
+from topologies import chain
+
+pytestmark = pytest.mark.vllm
+
+
+def make_adapter(path: Path, seed: int) -> str:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(provision(), dtype=torch.float32)
+    # init_lora_weights=False: random A and B, so the adapter really changes the model
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(path)
+    return str(path)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def lora_engine() -> AsyncIterator[VLLM]:
+    async with VLLM(enable_lora=True, max_lora_rank=8, max_loras=2, kv_cache_gib=1, max_model_len=1024) as e:
+        yield e
+
+
+async def test_adapter_per_request_changes_logprobs(lora_engine: VLLM, tmp_path: Path) -> None:
+    a1 = Adapter("critic-v1", make_adapter(tmp_path / "a1", 1))
+    a2 = Adapter("critic-v2", make_adapter(tmp_path / "a2", 2))
+    msgs = (ag.ChatMessage(role="user", content="What is 2 + 2?"),)
+    s = ag.Sampling(temperature=0.0, max_tokens=6, logprobs=True)
+    base, r1, r2, r1_again = await asyncio.gather(
+        lora_engine.generate(GenerationRequest(messages=msgs, sampling=s)),
+        lora_engine.generate(GenerationRequest(messages=msgs, sampling=s, adapter=a1)),
+        lora_engine.generate(GenerationRequest(messages=msgs, sampling=s, adapter=a2)),
+        lora_engine.generate(GenerationRequest(messages=msgs, sampling=s, adapter=a1)),
+    )
+    assert base.logprobs and r1.logprobs and r2.logprobs and r1_again.logprobs
+    assert base.logprobs[0] != pytest.approx(r1.logprobs[0], abs=1e-4)
+    assert r1.logprobs[0] != pytest.approx(r2.logprobs[0], abs=1e-4)
+    assert r1.token_ids == r1_again.token_ids  # the same adapter, the same greedy output
+
+
+async def test_team_serves_a_role_adapter(lora_engine: VLLM, tmp_path: Path) -> None:
+    adapter = Adapter("solver-v1", make_adapter(tmp_path / "s", 3))
+    team = ag.Team(chain(2), rounds=1, adapters={"solver": adapter}, sampling=SamplingOverrides(max_tokens=8))
+    r = await team.solve("What is 1 + 1?", lora_engine)
+    assert r.errors == 0 and all(t.adapter == "solver-v1" for t in r.turns)
+    with pytest.raises(ag.ConfigError, match="LoRA is off"):
+        VLLM()._lora(adapter)
