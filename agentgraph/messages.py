@@ -66,6 +66,8 @@ class Turn(BaseModel):
     adapter: str | None = None
     started_s: float = Field(0.0, description="seconds since the session started")
     latency_s: float = 0.0
+    attempts: int = Field(1, ge=1, description="requests sent for this turn (retries included)")
+    failed_attempts: list[str] = Field(default_factory=list, description="the error of every failed attempt")
     error: str | None = None
 
     @property

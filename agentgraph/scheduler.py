@@ -13,18 +13,20 @@ an over-long problem is refused instead of failing half-way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from agentgraph.answers import answer_key, extract
-from agentgraph.backends.base import Backend, GenerationRequest, RequestMeta
+from agentgraph.backends.base import Backend, Completion, GenerationRequest, RequestMeta
 from agentgraph.decisions import Decision, decide_without_judge, vote
 from agentgraph.errors import BackendError, ConfigError
 from agentgraph.inter_round import Partial, Summarize
 from agentgraph.messages import Turn, TurnKind, Usage
 from agentgraph.prompts import PeerView, build_messages
+from agentgraph.retry import call_with_retries
 from agentgraph.sampling import SamplingOverrides
 from agentgraph.team import Team
 from agentgraph.transcript import SessionHeader, SessionResult, TranscriptWriter, TurnRecord
@@ -95,11 +97,24 @@ class _Session:
             "adapter": req.adapter.name if req.adapter else None,
             "started_s": started,
         }
+        failures: list[str] = []
+        tries = 0
+
+        def attempt() -> Awaitable[Completion]:
+            nonlocal tries
+            tries += 1
+            # a fresh request id per attempt: an aborted id is never reused inside the engine
+            return self.backend.generate(dataclasses.replace(req, request_id=f"{req.request_id}-a{tries}"))
+
         try:
-            c = await self.backend.generate(req)
+            c = await call_with_retries(self.team.retry, attempt, failures)
         except (BackendError, ConfigError, TimeoutError) as e:
             turn = Turn(
-                **base, error=f"{type(e).__name__}: {e}", latency_s=time.perf_counter() - self.t0 - started
+                **base,
+                error=f"{type(e).__name__}: {e}",
+                latency_s=time.perf_counter() - self.t0 - started,
+                attempts=max(1, tries),
+                failed_attempts=failures,
             )
             self.record(turn)
             if self.team.on_error == "raise" or isinstance(e, ConfigError):
@@ -116,6 +131,8 @@ class _Session:
             logprobs=c.logprobs,
             finish_reason=c.finish_reason,
             latency_s=c.latency_s,
+            attempts=tries,
+            failed_attempts=failures,
         )
         self.record(turn)
         return turn

@@ -11,6 +11,7 @@ from agentgraph.backends.base import Adapter, Backend
 from agentgraph.decisions import DecisionRule, check_applicable, parse_decision
 from agentgraph.errors import ConfigError
 from agentgraph.inter_round import InterRound, Summarize, parse_policy
+from agentgraph.retry import RetryPolicy
 from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.topology import Topology
 from agentgraph.transcript import SessionResult, TranscriptWriter
@@ -31,6 +32,8 @@ class Team:
       the agents that answered) or ``raise`` (record it, then raise).
     - ``adapters``: role → :class:`Adapter`, overriding the cards (trainers hot-swap versions here).
     - ``sampling``: team-wide overrides applied over every role's defaults (agent overrides win).
+    - ``retry``: :class:`RetryPolicy` — transient failures (server errors, timeouts) are retried with
+      exponential backoff and jitter (default 3 attempts); every failed attempt is kept on the turn.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class Team:
         on_error: OnError = "record",
         adapters: Mapping[str, Adapter] | None = None,
         sampling: SamplingOverrides | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if not isinstance(topology, Topology):
             raise ConfigError(
@@ -66,6 +70,7 @@ class Team:
         self.on_error: OnError = on_error
         self.adapters = dict(adapters or {})
         self.sampling = sampling
+        self.retry = retry if retry is not None else RetryPolicy()
         for agent in topology.agents:
             self.roles[topology.role_of(agent)]  # raises a ConfigError naming the unknown role
         if isinstance(self.policy, Summarize):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
+from agentgraph.backends.faulty import Faulty
 from agentgraph.backends.openai import OpenAI
 from agentgraph.backends.scripted import Scripted, ScriptedCall, echo
 from agentgraph.backends.vllm import VLLM
@@ -39,6 +40,7 @@ __all__ = [
     "Adapter",
     "Backend",
     "Completion",
+    "Faulty",
     "GenerationRequest",
     "OpenAI",
     "RequestMeta",

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import agentgraph as ag
+from agentgraph.backends import Faulty, Scripted
+from agentgraph.backends.faulty import GARBAGE
+from agentgraph.errors import BackendError
+from agentgraph.retry import RetryPolicy
+from tests.agents import calc
+from topologies import full
+
+FAST = RetryPolicy(attempts=3, initial_s=0, max_s=0, jitter_s=0)
+
+
+async def soak(seed: int) -> tuple[list[ag.SessionResult], Faulty]:
+    backend = Faulty(Scripted(default=calc), error_rate=0.10, timeout_rate=0.05, garbage_rate=0.05, seed=seed)
+    team = ag.Team(full(3), rounds=2, retry=FAST)
+    problems = [f"What is {i} + {i + 1}?" for i in range(300)]
+    results = await team.solve_many(
+        problems,
+        backend,
+        golds=[str(2 * i + 1) for i in range(300)],
+        session_ids=[f"s{i}" for i in range(300)],
+    )
+    return results, backend
+
+
+async def test_soak_300_sessions_with_20_percent_faults() -> None:
+    results, backend = await soak(seed=7)
+    assert len(results) == 300 and all(r.rounds_run == 2 for r in results)
+    turns = [t for r in results for t in r.turns]
+    recorded_failures = sum(len(t.failed_attempts) for t in turns)
+    garbage_turns = sum(t.text == GARBAGE for t in turns)
+    injected = backend.injected
+    assert injected["error"] + injected["timeout"] + injected["garbage"] > 0.15 * sum(
+        t.attempts for t in turns
+    )
+    assert recorded_failures == injected["error"] + injected["timeout"]  # every injected fault is on a turn
+    assert garbage_turns == injected["garbage"]
+    assert all(t.answer is None for t in turns if t.text == GARBAGE)
+    assert sum(r.correct for r in results if r.correct) > 280  # retries + majority absorb most faults
+    again, _ = await soak(seed=7)
+    assert [(r.answer, [t.failed_attempts for t in r.turns]) for r in again] == [
+        (r.answer, [t.failed_attempts for t in r.turns]) for r in results
+    ]
+
+
+async def test_an_agent_that_always_fails_degrades_the_session() -> None:
+    backend = Faulty(Scripted(default=calc), fail_agents={"a1"})
+    r = await ag.Team(full(3), rounds=2, retry=FAST).solve("What is 2 + 2?", backend, gold="4")
+    dead = [t for t in r.turns if t.agent == "a1"]
+    assert all(
+        t.error and "agent a1 is down" in t.error and t.attempts == 1 for t in dead
+    )  # permanent: no retry
+    assert r.correct and r.errors == 2
+
+
+async def test_transient_errors_are_retried_then_given_up() -> None:
+    calls = 0
+
+    def flaky(call: object) -> str:
+        nonlocal calls
+        calls += 1
+        raise BackendError("503", transient=True)
+
+    r = await ag.Team(full(1), rounds=1, retry=FAST).solve("p", Scripted(default=flaky))
+    (t,) = r.turns
+    assert calls == 3 and t.attempts == 3 and len(t.failed_attempts) == 3 and t.error is not None
+
+
+async def test_per_request_timeout_cancels_and_retries() -> None:
+    slow = Scripted(default=calc, latency_s=1.0)
+    policy = RetryPolicy(attempts=2, initial_s=0, max_s=0, jitter_s=0, timeout_s=0.05)
+    start = asyncio.get_running_loop().time()
+    r = await ag.Team(full(1), rounds=1, retry=policy).solve("What is 1 + 1?", slow)
+    assert asyncio.get_running_loop().time() - start < 0.5
+    assert r.turns[0].attempts == 2 and all("TimeoutError" in f for f in r.turns[0].failed_attempts)
+
+
+def test_fault_rates_are_validated() -> None:
+    with pytest.raises(ag.ConfigError, match="error_rate"):
+        Faulty(Scripted(), error_rate=1.5)
+    with pytest.raises(ag.ConfigError, match="add up"):
+        Faulty(Scripted(), error_rate=0.6, timeout_rate=0.6)
