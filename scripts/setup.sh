@@ -37,4 +37,4 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
 fi
 
 # converts the GGUF once into $AGENTGRAPH_HOME (default ~/.cache/agentgraph); instant afterwards
-python -m agentgraph.models >/dev/null
+python -c "from agentgraph.models import provision; provision()"

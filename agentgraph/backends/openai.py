@@ -1,14 +1,18 @@
 """OpenAI-compatible HTTP endpoints: a ``vllm serve`` fleet or any compatible server.
 
 - Session affinity: all requests of one session go to the same endpoint (chosen by a stable hash
-  of the session id), so that server's prefix cache sees the shared prompt prefix. If that endpoint
-  refuses the connection, the request moves to the next one.
+  of the session id), so that server's prefix cache sees the shared prompt prefix.
+- Fleet failover: an endpoint that refuses connections, drops one mid-answer or answers 502/503 is
+  ejected for ``eject_s`` seconds and the request goes to the next healthy endpoint (affinity
+  order); a background probe of ``/health`` every ``health_interval_s`` re-admits it early. Ejected
+  endpoints remain a last resort, so a fleet never refuses work while any member might answer.
 - In-flight requests are bounded by a semaphore (``max_in_flight``) and, when ``rate_limit`` is set,
   by ``asyncio-throttle`` (at most N requests per ``period_s``).
 - Against vLLM servers the request asks for ``return_token_ids`` (a vLLM extension), so transcripts
   hold the engine's token ids; any server reports ``usage``, which is what token counts come from.
 - The API key is read from the environment variable named by ``api_key_env`` (default
-  ``OPENAI_API_KEY``) and never stored in transcripts or logs.
+  ``OPENAI_API_KEY``), never stored, and redacted (``***``) from every error message, so it cannot
+  reach a transcript, a log or a report.
 
 We talk HTTP with ``httpx`` directly rather than the ``openai`` client because the vLLM extension
 fields (token ids) and per-endpoint routing are first-class here.
@@ -17,6 +21,7 @@ fields (token ids) and per-endpoint routing are first-class here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import zlib
@@ -46,6 +51,8 @@ class OpenAI:
         timeout_s: float = 300.0,
         vllm_extensions: bool = True,
         max_context: int | None = None,
+        eject_s: float = 15.0,
+        health_interval_s: float = 5.0,
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
@@ -68,6 +75,11 @@ class OpenAI:
         self.vllm_extensions = vllm_extensions
         self.max_context = max_context
         self._client: httpx.AsyncClient | None = None
+        self.eject_s = eject_s
+        self.health_interval_s = health_interval_s
+        self._down_until: dict[str, float] = {}
+        self.ejections: dict[str, int] = {}
+        self._health_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAI(endpoints={self.endpoints!r}, model={self.model!r})"
@@ -78,11 +90,18 @@ class OpenAI:
         self._client = httpx.AsyncClient(headers=headers, timeout=self.timeout_s, limits=limits)
         if self.model is None:
             self.model = await self._discover_model()
+        if len(self.endpoints) > 1:
+            self._health_task = asyncio.create_task(self._health_loop())
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+            self._health_task = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -137,26 +156,65 @@ class OpenAI:
             body["logprobs"] = True
         return "/chat/completions", body
 
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def healthy(self) -> list[str]:
+        now = time.monotonic()
+        return [ep for ep in self.endpoints if self._down_until.get(ep, 0.0) <= now]
+
+    def _eject(self, ep: str) -> None:
+        self._down_until[ep] = time.monotonic() + self.eject_s
+        self.ejections[ep] = self.ejections.get(ep, 0) + 1
+
+    async def check_health(self) -> list[str]:
+        """Probe ``/health`` of every ejected endpoint; re-admit those that answer."""
+        for ep in [e for e in self.endpoints if e not in self.healthy()]:
+            root = ep[: -len("/v1")] if ep.endswith("/v1") else ep
+            try:
+                r = await self.client.get(f"{root}/health", timeout=5.0)
+                if r.status_code == 200:
+                    self._down_until.pop(ep, None)
+            except httpx.HTTPError:
+                pass
+        return self.healthy()
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval_s)
+            await self.check_health()
+
     async def generate(self, request: GenerationRequest) -> Completion:
         path, body = self._body(request)
-        last_error: Exception | None = None
+        last_error: str = ""
         async with self._sem:
-            for ep in self._order(request.meta.session):
+            healthy = set(self.healthy())
+            order = self._order(request.meta.session)
+            # affinity first, among healthy servers; ejected ones stay as a last resort
+            for ep in [e for e in order if e in healthy] + [e for e in order if e not in healthy]:
                 if self._throttle is not None:
                     async with self._throttle:
                         pass
                 start = time.perf_counter()
                 try:
                     r = await self.client.post(f"{ep}{path}", json=body)
-                except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
-                    last_error = e  # that server is gone: try the next one
+                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
+                    # the server is gone or died mid-answer: eject it, send the request elsewhere
+                    self._eject(ep)
+                    last_error = self._redact(f"{ep}: {type(e).__name__}: {e}")
                     continue
                 except httpx.HTTPError as e:
-                    raise BackendError(f"{ep}: {type(e).__name__}: {e}", transient=True) from e
+                    raise BackendError(self._redact(f"{ep}: {type(e).__name__}: {e}"), transient=True) from e
                 latency = time.perf_counter() - start
+                if r.status_code in (502, 503):
+                    self._eject(ep)
+                    last_error = self._redact(f"{ep}: HTTP {r.status_code}")
+                    continue
                 if r.status_code >= 400:
                     transient = r.status_code in (408, 429) or r.status_code >= 500
-                    raise BackendError(f"{ep}: HTTP {r.status_code}: {r.text[:300]}", transient=transient)
+                    raise BackendError(
+                        self._redact(f"{ep}: HTTP {r.status_code}: {r.text[:300]}"), transient=transient
+                    )
                 return self._parse(r.json(), path, latency)
         raise BackendError(f"no endpoint reachable ({last_error})", transient=True)
 
