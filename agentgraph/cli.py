@@ -75,6 +75,7 @@ class Options(BaseModel):
     token_cost: float = Field(0.0, ge=0)
     problems_per_step: int = Field(1, ge=1)
     prune_threshold: float = Field(0.5, ge=0, le=1)
+    checkpoint_every: int = Field(20, ge=1)
     json_output: bool = Field(False, alias="json")
 
 
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--lr", type=float, help="Adam learning rate on the logits (default 0.1)")
     tg.add_argument("--token-cost", dest="token_cost", type=float, help="λ: reward -= λ·tokens/1000")
     tg.add_argument("--prune-threshold", dest="prune_threshold", type=float)
+    tg.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, help="steps (default 20)")
     tg.add_argument("--out")
     tg.add_argument("--resume", action="store_true", default=None)
     for p in (run, ev, cmp_, demo, tg):
@@ -442,6 +444,7 @@ async def cmd_train_graph(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
         learning_rate=o.lr,
         token_cost=o.token_cost,
         prune_threshold=o.prune_threshold,
+        checkpoint_every=o.checkpoint_every,
         seed=o.seed,
     )
     backend = make_backend(o)

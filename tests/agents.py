@@ -26,3 +26,11 @@ def noisy(call: ScriptedCall) -> str:
     """Right 60% of the time, otherwise off by one (seeded per session/agent/round)."""
     v = _solve(call.problem) or 0
     return f"\\boxed{{{v if call.rng.random() < 0.6 else v + 1}}}"
+
+
+def slow_calc(call: ScriptedCall) -> str:
+    """Like ``calc`` but takes 20 ms (blocking), so a test can kill a run part-way."""
+    import time
+
+    time.sleep(0.02)
+    return calc(call)

@@ -315,7 +315,12 @@ class GraphGRPOTrainer:
         self.step = int(st["step"])
         log_path = self.out / "log.jsonl"
         if log_path.exists():  # drop log lines written after the checkpoint (a crash between the two)
-            lines = [StepLog.model_validate_json(x) for x in log_path.read_text().splitlines() if x.strip()]
+            lines = []
+            for raw in log_path.read_text().splitlines():
+                try:
+                    lines.append(StepLog.model_validate_json(raw))
+                except ValueError:  # the torn last line of a killed run
+                    continue
             self.log = [x for x in lines if x.step <= self.step]
             log_path.write_text("".join(x.model_dump_json() + "\n" for x in self.log))
         return True
