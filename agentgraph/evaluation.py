@@ -182,6 +182,8 @@ async def evaluate(
     import time
 
     out = Path(out)
+    for p in problems:  # refuse over-long prompts before anything is written or sent
+        team.check_context(p.question, backend)
     transcript = prepare_out(out, resume=resume)
     done = finished_results(transcript)
     todo = [p for p in problems if p.id not in done]

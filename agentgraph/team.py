@@ -105,6 +105,12 @@ class Team:
             f"inter-round {self.policy.name}, decision {self.decision.name}"
         )
 
+    def check_context(self, problem: str, backend: Backend) -> None:
+        """Raise :class:`ConfigError` if a round-0 prompt of ``problem`` exceeds the backend's context."""
+        from agentgraph.scheduler import _Session
+
+        _Session(self, problem, backend, "check", None).check_context()
+
     async def solve(
         self,
         problem: str,

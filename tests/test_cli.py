@@ -142,6 +142,23 @@ BAD = [
     (["--dataset", "arith:ops=/"], "arith.ops"),
     (["--dataset", "arith:n=3", "--model", "./no/such/dir", "--backend", "vllm"], "model: path"),
     ([], "dataset: missing"),
+    (["--dataset", "arith:n=3", "--rounds", "-1"], "rounds"),
+    (["--dataset", "arith:n=3", "--rounds", "100000"], "rounds"),
+    (["--dataset", "arith:n=3", "--max-tokens", "0"], "max_tokens"),
+    (["--dataset", "arith:n=3", "--temperature", "-1"], "temperature"),
+    (["--dataset", "arith:n=3", "--limit", "-5"], "limit"),
+    (["--dataset", "arith:n=99999999"], "arith.n"),
+    (["--dataset", "arith:n=3", "--backend", "openai", "--endpoint", "ftp://x"], "endpoints"),
+    (
+        ["--dataset", "arith:n=3", "--backend", "openai", "--endpoint", "http://127.0.0.1:9/v1"],
+        "no endpoint answered",
+    ),
+    (["--dataset", "arith:n=3", "--config", "{wrongtype}"], "config.rounds"),
+    (["--dataset", "arith:n=3", "--role-card", "{badcard}"], "not valid YAML"),
+    (["--dataset", "arith:n=3", "--role-card", "{latincard}"], "not UTF-8"),
+    (["--dataset", "{longprompt}", "--max-model-len", "64"], "over the context"),
+    (["--dataset", "arith:n=3", "--decision", "chain_tail", "--topology", "full:3"], "chain_tail"),
+    (["--dataset", "arith:n=3", "--scripted", "no_such_module:fn"], "scripted: cannot load"),
 ]
 
 
@@ -171,13 +188,21 @@ def test_bad_input_is_one_line_exit_2(
         ),
         "badcfg": _write(tmp_path, "bad.yaml", "colour: blue\n"),
         "badyaml": _write(tmp_path, "bad2.yaml", "rounds: [1\n"),
+        "wrongtype": _write(tmp_path, "bad3.yaml", "rounds: two\n"),
+        "badcard": _write(tmp_path, "card.yaml", "system_prompt: [x\n"),
+        "latincard": _write(tmp_path, "card2.yaml", b"system_prompt: caf\xe9\n"),
+        "longprompt": _write(
+            tmp_path, "long.jsonl", json.dumps({"question": "word " * 200, "answer": "1"}) + "\n"
+        ),
     }
     argv = [a.format(**files) for a in args]
     out_dir = tmp_path / "out"
     if "--out" not in argv:
         argv += ["--out", str(out_dir)]
     if "--backend" not in argv:
-        argv += SCRIPTED
+        argv += ["--backend", "scripted"] + (
+            [] if "--scripted" in argv else ["--scripted", "tests.agents:calc"]
+        )
     code, _, err = run_cli(capsys, "eval", *argv)
     assert code == 2
     lines = err.strip().splitlines()
@@ -219,3 +244,19 @@ def test_train_graph_and_resume(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert len((out / "log.jsonl").read_text().splitlines()) == 6
     code, _, err = run_cli(capsys, "train", "graph", "--dataset", "arith:n=3", "--out", str(tmp_path / "x"))
     assert code == 2 and "base: missing" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "   ", *SCRIPTED], "problem: empty problem text"),
+        (["run", "What is 1 + 1?", "--topology", "tree:0x2", *SCRIPTED], "branching"),
+        (["run", "What is 1 + 1?", "--backend", "scripted"], "scripted: the scripted backend needs"),
+        (["show", "ring:4"], "unknown topology"),
+        (["show", "missing.json"], "does not exist"),
+        (["compare", "--dataset", "arith:n=2", *SCRIPTED], "topologies: missing"),
+    ],
+)
+def test_bad_input_other_commands(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err

@@ -188,6 +188,8 @@ def from_spec(spec: str, role: str = "solver") -> Topology:
         if kind == "random":
             parts = arg.split(":")
             return random(int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) > 2 else 0, role)
+    except ConfigError:
+        raise
     except (ValueError, IndexError):
         raise ConfigError("topology", f"cannot parse {spec!r}", fix) from None
     raise ConfigError("topology", f"unknown topology {spec!r}", fix)
