@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 import agentgraph as ag
-from agentgraph.backends import Faulty, Scripted
+from agentgraph.backends import Faulty, OpenAI, Scripted
 from agentgraph.backends.faulty import GARBAGE
 from agentgraph.errors import BackendError
 from agentgraph.retry import RetryPolicy
@@ -85,3 +88,34 @@ def test_fault_rates_are_validated() -> None:
         Faulty(Scripted(), error_rate=1.5)
     with pytest.raises(ag.ConfigError, match="add up"):
         Faulty(Scripted(), error_rate=0.6, timeout_rate=0.6)
+
+
+async def test_api_key_is_redacted_from_errors_and_transcripts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # a server that leaks the key it was sent
+            body = f"bad gateway for {self.headers.get('Authorization')}".encode()
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AG_TEST_KEY", "sk-very-secret")
+    try:
+        backend = OpenAI(
+            f"http://127.0.0.1:{server.server_address[1]}/v1", model="m", api_key_env="AG_TEST_KEY"
+        )
+        assert "sk-very-secret" not in repr(backend)
+        async with backend:
+            with ag.TranscriptWriter(tmp_path / "t.jsonl") as w:
+                r = await ag.Team(full(1), rounds=1, retry=FAST).solve("p", backend, writer=w)
+    finally:
+        server.shutdown()
+    assert r.errors == 1 and "***" in (r.turns[0].error or "")
+    assert "sk-very-secret" not in (tmp_path / "t.jsonl").read_text()

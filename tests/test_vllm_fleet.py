@@ -1,0 +1,155 @@
+"""Real-server reliability: a fleet member dies mid-eval; SIGTERM leaves no engine behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import agentgraph as ag
+from agentgraph.backends import OpenAI
+from agentgraph.datasets import arith
+from agentgraph.evaluation import evaluate
+from agentgraph.models import provision
+from agentgraph.retry import RetryPolicy
+from agentgraph.sampling import SamplingOverrides
+from tests.test_vllm import free_port
+from topologies import full
+
+pytestmark = pytest.mark.vllm
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_processes() -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid,comm"], capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines()[1:] if "VLLM" in line}
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        provision(),
+        "--served-model-name",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enforce-eager",
+        "--max-model-len",
+        "1024",
+        "--dtype",
+        "float32",
+    ]
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    ports = [free_port(), free_port()]
+    procs = [start_server(p) for p in ports]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        deadline = time.monotonic() + 360
+        for url, proc in zip(urls, procs, strict=True):
+            while True:
+                assert proc.poll() is None, f"server {url} exited"
+                assert time.monotonic() < deadline, "fleet did not start"
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+        yield [(f"{u}/v1", p) for u, p in zip(urls, procs, strict=True)]
+    finally:
+        for p in procs:
+            stop(p)
+
+
+async def test_eval_finishes_when_a_fleet_member_dies(
+    fleet: list[tuple[str, subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    (a, proc_a), (b, _) = fleet
+    problems = arith("+", 2, 16, seed=5)
+    team = ag.Team(
+        full(2),
+        rounds=2,
+        sampling=SamplingOverrides(max_tokens=24),
+        retry=RetryPolicy(attempts=3, initial_s=0.2, max_s=1.0),
+    )
+    async with OpenAI([a, b], eject_s=60) as backend:
+
+        async def kill_a() -> None:
+            await asyncio.sleep(4.0)  # mid-eval: both servers have requests in flight
+            stop(proc_a, signal.SIGKILL)
+
+        killer = asyncio.create_task(kill_a())
+        m, results = await evaluate(team, problems, backend, tmp_path, progress=False)
+        await killer
+    assert proc_a.poll() is not None, "server A should have been killed during the eval"
+    assert m.n == 16 and len(results) == 16  # no problem lost
+    assert backend.ejections.get(a, 0) >= 1
+    assert sum(r.errors for r in results) == 0  # every request that hit the dead server went elsewhere
+
+
+def test_sigterm_stops_the_engine(tmp_path: Path) -> None:
+    before = engine_processes()
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agentgraph.cli",
+            "eval",
+            "--dataset",
+            "arith:n=40",
+            "--topology",
+            "full:3",
+            "--max-tokens",
+            "48",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    t = out / "transcripts.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not (t.exists() and t.stat().st_size > 0):
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=120)
+    assert code == 143
+    deadline = time.monotonic() + 20
+    while engine_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not engine_processes() - before, "an engine process outlived the run"
+    assert t.stat().st_size > 0  # what was written is kept for --resume
