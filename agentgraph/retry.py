@@ -9,6 +9,7 @@ A per-request timeout cancels the request, and cancelling a vLLM request aborts 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -53,9 +54,17 @@ async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]],
             failures.append(f"{type(e).__name__}: {e}")
             raise
 
+    # the first attempt runs outside tenacity: most requests succeed, and tenacity's per-call set-up
+    # costs more than the scheduler's whole turn on a fast backend (bench/scheduler.py)
+    try:
+        return await attempt()
+    except (BackendError, TimeoutError) as e:
+        if policy.attempts == 1 or not is_transient(e):
+            raise
+    await asyncio.sleep(policy.initial_s + random.uniform(0, policy.jitter_s))
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_exponential_jitter(initial=policy.initial_s, max=policy.max_s, jitter=policy.jitter_s),
+        stop=stop_after_attempt(policy.attempts - 1),
+        wait=wait_exponential_jitter(initial=2 * policy.initial_s, max=policy.max_s, jitter=policy.jitter_s),
         retry=retry_if_exception(is_transient),
         reraise=True,
     )

@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
 
 from agentgraph.backends.base import Completion, GenerationRequest
@@ -28,8 +29,17 @@ from agentgraph.errors import BackendError
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
+@lru_cache(maxsize=65536)
+def _tokenize_line(line: str) -> tuple[int, ...]:
+    return tuple(zlib.crc32(w.encode()) % 50_000 for w in _WORD.findall(line))
+
+
 def tokenize(text: str) -> list[int]:
-    return [zlib.crc32(w.encode()) % 50_000 for w in _WORD.findall(text)]
+    # line by line, cached: system prompts, instructions and peers' messages recur in many prompts
+    out: list[int] = []
+    for line in text.split("\n"):
+        out.extend(_tokenize_line(line))
+    return out
 
 
 @dataclass(frozen=True)
