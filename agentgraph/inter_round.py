@@ -2,8 +2,9 @@
 
 - ``full`` — every temporal predecessor's message (the classic debate).
 - ``partial`` — the reader's own previous message plus the ``k`` best of its other temporal
-  predecessors, ranked by ``score``: ``agreement`` (share of the round that gave the same answer) or
-  ``confidence`` (mean token log-probability; needs log-probs, which the team then asks for).
+  predecessors, ranked by ``score``: ``agreement`` (share of the round that gave the same answer),
+  ``confidence`` (mean token log-probability; needs log-probs, which the team then asks for) or
+  ``verifier`` (share of the round's verifier-role agents whose answer it matches).
   Ties go to node order, so the choice is deterministic.
 - ``summarize`` — a summarizer role writes one bounded summary of round r−1 (its ``max_tokens`` caps
   it); every reader with a temporal predecessor reads that summary *instead of* the messages, so the
@@ -20,7 +21,7 @@ from agentgraph.answers import answer_key
 from agentgraph.errors import ConfigError
 from agentgraph.messages import Turn
 
-Score = Literal["agreement", "confidence"]
+Score = Literal["agreement", "confidence", "verifier"]
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,23 @@ class Partial:
     def __post_init__(self) -> None:
         if self.k < 0:
             raise ConfigError("inter_round.k", f"{self.k} is negative", "keep k ≥ 0 messages")
-        if self.score not in ("agreement", "confidence"):
+        if self.score not in ("agreement", "confidence", "verifier"):
             raise ConfigError(
-                "inter_round.score", f"unknown score {self.score!r}", "use agreement or confidence"
+                "inter_round.score", f"unknown score {self.score!r}", "use agreement, confidence or verifier"
             )
 
     def scores(self, turns: list[Turn]) -> dict[str, float]:
         if self.score == "confidence":
             return {
                 t.agent: (sum(t.logprobs) / len(t.logprobs)) if t.logprobs else float("-inf") for t in turns
+            }
+        if self.score == "verifier":
+            verdicts = [answer_key(t.answer) for t in turns if t.role == "verifier" and t.answer is not None]
+            return {
+                t.agent: (
+                    sum(answer_key(t.answer) == v for v in verdicts) / len(verdicts) if verdicts else 0.0
+                )
+                for t in turns
             }
         keys = Counter(answer_key(t.answer) for t in turns if t.answer is not None)
         n = max(1, len(turns))

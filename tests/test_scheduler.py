@@ -218,3 +218,23 @@ async def test_bad_input_is_refused_before_any_request() -> None:
     with pytest.raises(ag.ConfigError, match="decision"):
         ag.Team(full(2), decision="chain_tail")
     assert backend.calls == 0
+
+
+async def test_partial_by_verifier_keeps_what_the_verifier_endorses() -> None:
+    answers = {"a0": "3", "a1": "5", "a2": "5", "v": "3"}
+
+    def agent(call: ScriptedCall) -> str:
+        return f"\\boxed{{{answers[call.agent]}}}"
+
+    g = full(3)
+    g.add_agent("v", "verifier")
+    for a in ("a0", "a1", "a2", "v"):
+        g.add_temporal("v", a)
+        g.add_temporal(a, "v")
+    team = ag.Team(g, rounds=2, inter_round="partial:1:verifier")
+    r = await team.solve("p", Scripted(default=agent))
+    a1 = next(t for t in r.turns if t.agent == "a1" and t.round == 1)
+    # own message + the best other: a0, whose answer the verifier endorses (a0 and v tie; node order)
+    assert sorted(x.split(":")[-1] for x in a1.read) == ["a0", "a1"]
+    a2 = next(t for t in r.turns if t.agent == "a2" and t.round == 1)
+    assert sorted(x.split(":")[-1] for x in a2.read) == ["a0", "a2"]
