@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -179,8 +180,6 @@ async def evaluate(
     name: str | None = None,
 ) -> tuple[Metrics, list[SessionResult]]:
     """Run ``team`` on every problem (all in flight), write transcripts and metrics into ``out``."""
-    import time
-
     out = Path(out)
     for p in problems:  # refuse over-long prompts before anything is written or sent
         team.check_context(p.question, backend)

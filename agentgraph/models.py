@@ -96,11 +96,8 @@ def resolve(model: str | os.PathLike[str] | None) -> str:
     if model is None or str(model) == EMBEDDED:
         return str(provision())
     text = str(model)
-    looks_like_path = (
-        text.startswith((".", "/", "~"))
-        or os.sep in text.strip("/").split("/", 1)[0]
-        or (text.count("/") != 1)
-    )
+    # a HF id is exactly "org/name"; anything else that does not exist is a missing path
+    looks_like_path = text.startswith((".", "/", "~")) or text.count("/") != 1
     p = Path(text).expanduser()
     if p.exists():
         return str(p)

@@ -16,7 +16,6 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import (
     AsyncRetrying,
-    RetryError,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -68,7 +67,4 @@ async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]],
         retry=retry_if_exception(is_transient),
         reraise=True,
     )
-    try:
-        return await retrying(attempt)
-    except RetryError as e:  # pragma: no cover - reraise=True re-raises the last error instead
-        raise e.last_attempt.exception() or BackendError("retries exhausted") from None
+    return await retrying(attempt)

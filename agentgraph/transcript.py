@@ -8,11 +8,10 @@ A JSONL file holds records of three types, each one line, flushed as soon as it 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -165,7 +164,3 @@ def load(path: str | Path) -> dict[str, SessionTranscript]:
             res = res.model_copy(update={"turns": list(turns[sid])})
         out[sid] = SessionTranscript(header=h, turns=turns[sid], result=res)
     return out
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)

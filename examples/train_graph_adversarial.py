@@ -28,6 +28,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 
@@ -113,7 +114,7 @@ async def accuracy(g: ag.Topology, problems: list[Problem], backend: Scripted) -
     return float(np.mean([bool(r.correct) for r in rs])), float(np.mean([r.usage.total_tokens for r in rs]))
 
 
-def only(base: ag.Topology, keep: callable) -> ag.Topology:  # type: ignore[valid-type]
+def only(base: ag.Topology, keep: Callable[[tuple[str, str, str]], bool]) -> ag.Topology:
     return base.keep_edges(e for e in base.edges(keys=True) if keep(e))
 
 
@@ -139,7 +140,7 @@ async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     pruned = await trainer.train()
     probs = trainer.probabilities()
 
-    def mean_p(pred: callable) -> float:  # type: ignore[valid-type]
+    def mean_p(pred: Callable[[str], bool]) -> float:
         vals = [v for k, v in probs.items() if pred(k)]
         return float(np.mean(vals)) if vals else float("nan")
 

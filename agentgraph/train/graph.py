@@ -18,7 +18,6 @@ Checkpoints (logits, Adam state, step, RNG state, log) are written atomically ev
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -354,7 +353,3 @@ class GraphGRPOTrainer:
             for e, lg in zip(self.edges, self.logits.tolist(), strict=True):
                 g.edges[e]["logit"] = float(lg)
         g.draw(self.out / "topology.png", title="learned edge probabilities (width)")
-
-
-def dump_probabilities(trainer: GraphGRPOTrainer) -> str:
-    return json.dumps(trainer.probabilities(), indent=2)
