@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,8 +16,8 @@ import pytest
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, OpenAI
-from agentgraph.models import provision
 from agentgraph.sampling import SamplingOverrides
+from tests.servers import engine_processes, free_port, start_server, stop, wait_healthy
 from topologies import full
 
 pytestmark = pytest.mark.vllm
@@ -92,62 +89,17 @@ async def test_prompt_over_context_is_refused_before_sending(engine: VLLM) -> No
         await debate().solve("seven " * 3000, engine)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        provision(),
-        "--served-model-name",
-        "smollm2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--enforce-eager",
-        "--max-model-len",
-        "2048",
-        "--dtype",
-        "float32",
-        "--seed",
-        "0",
-    ]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    log = tmp_path_factory.mktemp("server") / "vllm.log"
+    proc = start_server(port, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                pytest.fail(f"vllm server exited with {proc.returncode}: {err}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("vllm server did not become healthy in 300 s")
+        wait_healthy(url, proc, log, time.monotonic() + 300)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def server_counters(url: str) -> dict[str, float]:
@@ -184,7 +136,7 @@ async def test_unreachable_endpoint_is_a_clear_error() -> None:
 
 def test_cli_run_on_the_embedded_model(tmp_path: Path) -> None:
     t = tmp_path / "t.jsonl"
-    before = _engine_processes()
+    before = engine_processes()
     proc = subprocess.run(
         [
             sys.executable,
@@ -213,9 +165,4 @@ def test_cli_run_on_the_embedded_model(tmp_path: Path) -> None:
     assert j["requests"] == 2 and j["completion_tokens"] > 0 and j["errors"] == 0
     (s,) = ag.load(t).values()
     assert sum(x.completion_tokens for x in s.turns) == j["completion_tokens"]
-    assert not _engine_processes() - before  # the CLI shut its engine down
-
-
-def _engine_processes() -> set[int]:
-    out = subprocess.run(["ps", "-eo", "pid,comm"], capture_output=True, text=True).stdout
-    return {int(line.split()[0]) for line in out.splitlines()[1:] if "VLLM" in line}
+    assert not engine_processes() - before  # the CLI shut its engine down

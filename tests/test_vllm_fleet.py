@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -11,80 +10,31 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import agentgraph as ag
 from agentgraph.backends import OpenAI
 from agentgraph.datasets import arith
 from agentgraph.evaluation import evaluate
-from agentgraph.models import provision
 from agentgraph.retry import RetryPolicy
 from agentgraph.sampling import SamplingOverrides
-from tests.test_vllm import free_port
+from tests.servers import engine_processes, free_port, start_server, stop, wait_healthy
 from topologies import full
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def engine_processes() -> set[int]:
-    out = subprocess.run(["ps", "-eo", "pid,comm"], capture_output=True, text=True).stdout
-    return {int(line.split()[0]) for line in out.splitlines()[1:] if "VLLM" in line}
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        provision(),
-        "--served-model-name",
-        "smollm2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--enforce-eager",
-        "--max-model-len",
-        "1024",
-        "--dtype",
-        "float32",
-    ]
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
-    return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
-def fleet() -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
     ports = [free_port(), free_port()]
-    procs = [start_server(p) for p in ports]
+    logs = [tmp_path_factory.mktemp("fleet") / f"vllm-{p}.log" for p in ports]
+    procs = [start_server(p, log, max_model_len=1024) for p, log in zip(ports, logs, strict=True)]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
         deadline = time.monotonic() + 360
-        for url, proc in zip(urls, procs, strict=True):
-            while True:
-                assert proc.poll() is None, f"server {url} exited"
-                assert time.monotonic() < deadline, "fleet did not start"
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(1)
+        for url, proc, log in zip(urls, procs, logs, strict=True):
+            wait_healthy(url, proc, log, deadline)
         yield [(f"{u}/v1", p) for u, p in zip(urls, procs, strict=True)]
     finally:
         for p in procs:
