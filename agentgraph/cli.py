@@ -1,4 +1,4 @@
-"""The ``agentgraph`` command line: run, eval, compare, show, demo.
+"""The ``agentgraph`` command line: run, eval, compare, show, demo, train graph | roles | joint.
 
 Every option can also come from a YAML file (``--config FILE``; keys are the long option names with
 underscores, validated by pydantic); flags given on the command line win. Bad input prints one line
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentgraph.backends import VLLM, Backend, OpenAI, Scripted
+from agentgraph.backends import VLLM, Adapter, Backend, OpenAI, Scripted
 from agentgraph.backends.scripted import ScriptedAgent
 from agentgraph.datasets import load_dataset
 from agentgraph.errors import ConfigError
@@ -71,11 +71,21 @@ class Options(BaseModel):
     base: str | None = None
     group: int = Field(4, ge=2)
     steps: int = Field(200, ge=1)
-    lr: float = Field(0.1, gt=0)
+    lr: float | None = Field(None, gt=0)
     token_cost: float = Field(0.0, ge=0)
     problems_per_step: int = Field(1, ge=1)
     prune_threshold: float = Field(0.5, ge=0, le=1)
     checkpoint_every: int = Field(20, ge=1)
+    adapters: str | None = None
+    train_roles: str | None = None
+    heldout: str | None = None
+    eval_every: int = Field(5, ge=0)
+    loss_type: str = Field("dapo", pattern=r"^(grpo|dapo|dr_grpo)$")
+    beta: float = Field(0.0, ge=0)
+    alpha: float = Field(0.5, ge=0, le=1)
+    lora_r: int = Field(16, ge=1, le=256)
+    minutes: float | None = Field(None, gt=0)
+    schedule: str = Field("shared", pattern=r"^(shared|alternate)$")
     json_output: bool = Field(False, alias="json")
 
 
@@ -102,6 +112,7 @@ def _backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scripted", help="for --backend scripted: module:function agent")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-model-len", dest="max_model_len", type=int)
+    p.add_argument("--adapters", help="a role-training run (train roles --out) whose adapters the roles use")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -136,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--limit", type=int, help="problems (default 8)")
     demo.add_argument("--out")
-    train = sub.add_parser("train", help="train the graph (edge weights) of a team")
+    train = sub.add_parser(
+        "train", help="train a team: its graph (edge weights), its roles (LoRA adapters) or both"
+    )
     tsub = train.add_subparsers(dest="target", required=True)
     tg = tsub.add_parser("graph", help="graph GRPO on the edge logits of a base topology, then prune")
     tg.add_argument("--base", help="base topology whose edges are the candidates, e.g. full:6")
@@ -151,10 +164,32 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, help="steps (default 20)")
     tg.add_argument("--out")
     tg.add_argument("--resume", action="store_true", default=None)
-    for p in (run, ev, cmp_, demo, tg):
+    tr = tsub.add_parser("roles", help="role GRPO: one LoRA adapter per trained role, rollouts on vLLM")
+    tj = tsub.add_parser("joint", help="graph GRPO and role GRPO from the same rollouts")
+    for p in (tr, tj):
+        p.add_argument("--train-roles", dest="train_roles", help="comma-separated roles, e.g. solver,critic")
+        p.add_argument("--dataset")
+        p.add_argument("--limit", type=int)
+        p.add_argument("--heldout", help="held-out dataset spec, evaluated every --eval-every steps")
+        p.add_argument("--eval-every", dest="eval_every", type=int, help="steps (default 5)")
+        p.add_argument("--group", type=int, help="sessions per problem (default 4)")
+        p.add_argument("--steps", type=int, help="optimizer steps (default 200)")
+        p.add_argument("--problems-per-step", dest="problems_per_step", type=int)
+        p.add_argument("--lr", type=float, help="AdamW learning rate on the adapters (default 5e-5)")
+        p.add_argument("--loss-type", dest="loss_type", help="dapo (default) | grpo | dr_grpo")
+        p.add_argument("--beta", type=float, help="k3 KL coefficient to the base (default 0)")
+        p.add_argument("--alpha", type=float, help="weight of the team outcome in a turn's reward (0.5)")
+        p.add_argument("--lora-r", dest="lora_r", type=int, help="LoRA rank (default 16)")
+        p.add_argument("--minutes", type=float, help="stop training after this many minutes")
+        p.add_argument("--out")
+        p.add_argument("--resume", action="store_true", default=None)
+    tj.add_argument("--base", help="base topology whose edges are learned, e.g. full:3")
+    tj.add_argument("--token-cost", dest="token_cost", type=float, help="λ: reward -= λ·tokens/1000")
+    tj.add_argument("--schedule", help="shared (one rollout, both updates; default) | alternate")
+    for p in (run, ev, cmp_, demo, tg, tr, tj):
         _team_flags(p) if p is not demo else None
         _backend_flags(p)
-    for p in (run, ev, cmp_, show, demo, tg):
+    for p in (run, ev, cmp_, show, demo, tg, tr, tj):
         _common(p)
     return parser
 
@@ -206,9 +241,20 @@ def load_callable(spec: str) -> ScriptedAgent:
     return agent
 
 
-def make_backend(o: Options) -> Backend:
+def make_backend(o: Options, *, lora_rank: int | None = None, train: bool = False) -> Backend:
+    """The backend ``o`` names; LoRA is on when adapters are served (``--adapters``) or trained."""
+    if o.adapters and o.backend != "vllm":
+        raise ConfigError(
+            "adapters", f"the {o.backend} backend does not serve our adapters", "use --backend vllm"
+        )
+    if o.adapters and lora_rank is None:
+        lora_rank = _load_adapters(o.adapters)[1]
     if o.backend == "vllm":
-        return VLLM(o.model, seed=o.seed, max_model_len=o.max_model_len)
+        if lora_rank is None:
+            return VLLM(o.model, seed=o.seed, max_model_len=o.max_model_len)
+        return VLLM(
+            o.model, seed=o.seed, max_model_len=o.max_model_len, enable_lora=True, max_lora_rank=lora_rank
+        )
     if o.backend == "openai":
         if not o.endpoint:
             raise ConfigError(
@@ -222,8 +268,23 @@ def make_backend(o: Options) -> Backend:
             raise ConfigError(
                 "scripted", "the scripted backend needs --scripted module:function", "name an agent function"
             )
-        return Scripted(default=load_callable(o.scripted), seed=o.seed, max_context=o.max_model_len)
+        tokenizer = None
+        if train:  # trainers score turns with the policy model: give it that model's token ids
+            from transformers import AutoTokenizer
+
+            from agentgraph.models import resolve
+
+            tokenizer = AutoTokenizer.from_pretrained(resolve(o.model))
+        return Scripted(
+            default=load_callable(o.scripted), seed=o.seed, max_context=o.max_model_len, tokenizer=tokenizer
+        )
     raise ConfigError("backend", f"unknown backend {o.backend!r}", "use vllm, openai or scripted")
+
+
+def _load_adapters(run: str) -> tuple[dict[str, Adapter], int]:
+    from agentgraph.train.roles import load_adapters
+
+    return load_adapters(run)
 
 
 def make_team(o: Options, topology_spec: str | None = None) -> Team:
@@ -441,7 +502,7 @@ async def cmd_train_graph(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
         group_size=o.group,
         steps=o.steps,
         problems_per_step=o.problems_per_step,
-        learning_rate=o.lr,
+        learning_rate=o.lr if o.lr is not None else 0.1,
         token_cost=o.token_cost,
         prune_threshold=o.prune_threshold,
         checkpoint_every=o.checkpoint_every,
@@ -471,11 +532,132 @@ async def cmd_train_graph(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
     }
 
 
+def _train_roles(o: Options) -> tuple[str, ...]:
+    if not o.train_roles:
+        raise ConfigError("train_roles", "missing", "pass --train-roles, e.g. --train-roles solver,critic")
+    return tuple(r.strip() for r in o.train_roles.split(",") if r.strip())
+
+
+def _role_config(o: Options) -> Any:
+    from agentgraph.train import RoleGRPOConfig
+
+    try:
+        return RoleGRPOConfig(
+            train_roles=_train_roles(o),
+            group_size=o.group,
+            problems_per_step=o.problems_per_step,
+            steps=o.steps,
+            learning_rate=o.lr if o.lr is not None else 5e-5,
+            max_completion_length=o.max_tokens or 32,
+            temperature=o.temperature if o.temperature is not None else 1.0,
+            loss_type=o.loss_type,
+            beta=o.beta,
+            alpha=o.alpha,
+            lora_r=o.lora_r,
+            lora_alpha=2 * o.lora_r,
+            eval_every=o.eval_every,
+            time_limit_min=o.minutes,
+            seed=o.seed,
+        )
+    except ValidationError as e:
+        raise _validation_error(e, "") from None
+
+
+def _fresh_out(o: Options, command: str, marker: str) -> Path:
+    out = Path(o.out) if o.out else _default_out(command)
+    if (out / marker).exists() and not o.resume:
+        raise ConfigError(
+            "out", f"{out} already holds a training run", "pass --resume or choose another --out"
+        )
+    return out
+
+
+def _role_summary(trainer: Any, out: Path) -> dict[str, Any]:
+    log = trainer.log
+    curve = [[s, a] for s, a in trainer.evals]
+    return {
+        "steps": trainer.step,
+        "accuracy_before": curve[0][1] if curve else None,
+        "accuracy_after": curve[-1][1] if curve else None,
+        "best": {"accuracy": trainer.best[0], "step": trainer.best[1]} if trainer.best else None,
+        "curve": curve,
+        "final_reward": log[-1].reward if log else None,
+        "adapters": str(out),
+        "out": str(out),
+    }
+
+
+async def cmd_train_roles(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
+    from agentgraph.train import RoleGRPOTrainer
+
+    config = _role_config(o)
+    problems = load_dataset(_need_dataset(o), limit=o.limit)
+    heldout = load_dataset(o.heldout) if o.heldout else []
+    team = make_team(o)
+    out = _fresh_out(o, "train-roles", "checkpoint")
+    backend = make_backend(o, lora_rank=config.lora_r, train=True)
+    async with backend:
+        trainer = RoleGRPOTrainer(team, problems, backend, config, heldout=heldout, model=o.model, out=out)
+        await trainer.train(resume=o.resume, progress=True)
+    print(f"adapters: {out / 'adapters.json'}  (serve them with --adapters {out})")
+    return _role_summary(trainer, out)
+
+
+async def cmd_train_joint(ns: argparse.Namespace, o: Options) -> dict[str, Any]:
+    from agentgraph.train import GraphGRPOConfig, JointConfig, JointTrainer
+
+    if not o.base:
+        raise ConfigError("base", "missing", "pass --base, e.g. --base full:3")
+    roles_config = _role_config(o)
+    problems = load_dataset(_need_dataset(o), limit=o.limit)
+    heldout = load_dataset(o.heldout) if o.heldout else []
+    base = from_spec(o.base, role=o.role)
+    make_team(o, o.base)
+    out = _fresh_out(o, "train-joint", "roles/checkpoint")
+    config = JointConfig(
+        steps=o.steps,
+        schedule=o.schedule,
+        graph=GraphGRPOConfig(
+            group_size=o.group,
+            problems_per_step=o.problems_per_step,
+            token_cost=o.token_cost,
+            prune_threshold=o.prune_threshold,
+            seed=o.seed,
+        ),
+        roles=roles_config,
+    )
+    backend = make_backend(o, lora_rank=roles_config.lora_r, train=True)
+    async with backend:
+        trainer = JointTrainer(
+            base,
+            problems,
+            backend,
+            config,
+            make_team=lambda t: make_team_from(o, t),
+            heldout=heldout,
+            model=o.model,
+            out=out,
+        )
+        pruned = await trainer.train(resume=o.resume, progress=True)
+    summary = _role_summary(trainer.roles, out / "roles")
+    summary.update(
+        steps=trainer.step,
+        probabilities=trainer.graph.probabilities(),
+        edges_kept=len(pruned.edges(keys=True)),
+        edges_total=base.number_of_edges(),
+        pruned=str(out / "graph" / "pruned.json"),
+        out=str(out),
+    )
+    return summary
+
+
 def make_team_from(o: Options, topology: Topology) -> Team:
     roles = RoleBook.default().with_cards(*o.role_card) if o.role_card else RoleBook.default()
     overrides = SamplingOverrides(max_tokens=o.max_tokens, temperature=o.temperature)
+    adapters = _load_adapters(o.adapters)[0] if o.adapters else None
     return Team(
         topology,
+        adapters=adapters,
         rounds=o.rounds,
         inter_round=o.inter_round,
         decision=o.decision,
@@ -492,6 +674,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Options], Awaitable[dict[str, 
     "show": cmd_show,
     "demo": cmd_demo,
     "train:graph": cmd_train_graph,
+    "train:roles": cmd_train_roles,
+    "train:joint": cmd_train_joint,
 }
 
 

@@ -9,20 +9,11 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from agentgraph.evaluation import Metrics
+from agentgraph.plotting import pyplot
 from agentgraph.topology import Topology
 from agentgraph.transcript import SessionResult
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def pct(x: float) -> str:
@@ -48,7 +39,7 @@ def summary_rows(metrics: Metrics) -> list[tuple[str, str]]:
 
 
 def plot_rounds(metrics: Metrics, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     rounds = sorted(metrics.per_round_accuracy)
     ax.plot(rounds, [metrics.per_round_accuracy[r] for r in rounds], "o-", label="majority of agents")
@@ -167,7 +158,7 @@ def compare_row(name: str, m: Metrics) -> list[str]:
 
 
 def write_compare_report(out: Path, title: str, named: Sequence[tuple[str, Metrics]]) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for name, m in named:
         tokens = m.prompt_tokens_per_problem + m.completion_tokens_per_problem

@@ -351,11 +351,9 @@ class Topology(nx.MultiDiGraph):  # type: ignore[misc]
     # -- drawing -----------------------------------------------------------------------------------
     def draw(self, path: str | Path, *, title: str | None = None) -> Path:
         """PNG: spatial edges solid, temporal edges dashed and curved, width by keep-probability."""
-        import matplotlib
+        from agentgraph.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         sg = self.kind_view("spatial")
         layers: dict[str, int] = {}
         for i, gen in enumerate(nx.topological_generations(sg)):

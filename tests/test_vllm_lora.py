@@ -61,3 +61,37 @@ async def test_team_serves_a_role_adapter(lora_engine: VLLM, tmp_path: Path) -> 
     assert r.errors == 0 and all(t.adapter == "solver-v1" for t in r.turns)
     with pytest.raises(ag.ConfigError, match="LoRA is off"):
         VLLM()._lora(adapter)
+
+
+async def test_role_trainer_hot_reloads_adapters_without_restart(lora_engine: VLLM, tmp_path: Path) -> None:
+    from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer
+    from examples.train_roles_arith import additions, make_team
+
+    config = RoleGRPOConfig(
+        train_roles=("adder", "checker"),
+        group_size=4,
+        problems_per_step=2,
+        steps=1,
+        learning_rate=5e-3,  # one visible step
+        lora_r=8,
+        lora_alpha=16,
+        max_completion_length=6,
+        eval_every=0,
+    )
+    trainer = RoleGRPOTrainer(make_team(), additions(16, 0), lora_engine, config, out=tmp_path)
+    engine_before = lora_engine.engine
+    await trainer.publish()
+    v0 = trainer.served["adder"]
+    msgs = (ag.ChatMessage(role="user", content="What is 12 + 7? Answer with just the number."),)
+    s = ag.Sampling(temperature=0.0, max_tokens=4, logprobs=True)
+    before = await lora_engine.generate(GenerationRequest(messages=msgs, sampling=s, adapter=v0))
+    entry = await trainer.train_step()
+    v1 = trainer.served["adder"]
+    assert v1.name != v0.name and entry.turns > 0 and entry.groups_kept > 0
+    assert all(k in entry.seconds for k in ("rollout", "logprob", "backward", "reload"))
+    after = await lora_engine.generate(GenerationRequest(messages=msgs, sampling=s, adapter=v1))
+    again_v0 = await lora_engine.generate(GenerationRequest(messages=msgs, sampling=s, adapter=v0))
+    assert lora_engine.engine is engine_before  # no restart
+    assert before.logprobs and after.logprobs and again_v0.logprobs
+    assert abs(before.logprobs[0] - after.logprobs[0]) > 1e-4  # the new weights are served
+    assert again_v0.logprobs[0] == pytest.approx(before.logprobs[0], abs=1e-5)  # the old version is intact

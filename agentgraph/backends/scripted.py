@@ -8,7 +8,8 @@ metadata (session, agent, role, round), the prompt text, and an ``rng`` seeded f
     backend = Scripted({"a0": truthful}, default=lambda call: "\\\\boxed{1}", seed=0)
 
 Token ids come from a stable word tokenizer (words and punctuation hashed with CRC32), so token
-accounting is exact and repeatable.
+accounting is exact and repeatable. Given a model's tokenizer (``Scripted(tokenizer=...)``) the ids
+are that model's instead (chat template for prompts), so a trainer can score scripted turns.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
+from typing import Any
 
 from agentgraph.backends.base import Completion, GenerationRequest
 from agentgraph.errors import BackendError
@@ -89,8 +91,10 @@ class Scripted:
         seed: int = 0,
         latency_s: float = 0.0,
         max_context: int | None = None,
+        tokenizer: Any = None,
     ) -> None:
         self.agents = dict(agents or {})
+        self.tokenizer = tokenizer
         self.default = default
         self.seed = seed
         self.latency_s = latency_s
@@ -119,16 +123,38 @@ class Scripted:
             raise
         except Exception as e:  # a scripted agent's bug is reported like an engine error, not hidden
             raise BackendError(f"scripted agent {meta.agent!r} raised {type(e).__name__}: {e}") from e
-        prompt_ids = (
-            list(request.prompt_token_ids)
-            if request.prompt_token_ids is not None
-            else [t for m in request.messages for t in tokenize(m.content)]
-        )
         limit = request.sampling.max_tokens
         words = list(_WORD.finditer(text))
         finish = "stop"
         if len(words) > limit:  # like an engine: the text stops where the token budget ends
             text, finish = text[: words[limit - 1].end()], "length"
+        if self.tokenizer is not None:  # the policy model's ids, so a trainer can score these turns
+            prompt_ids = list(request.prompt_token_ids or ()) or list(
+                self.tokenizer.apply_chat_template(
+                    [m.model_dump() for m in request.messages],
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                )["input_ids"]
+            )
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+            if self.tokenizer.eos_token_id is not None:
+                ids.append(int(self.tokenizer.eos_token_id))
+            return Completion(
+                text=text,
+                prompt_token_ids=prompt_ids,
+                token_ids=ids,
+                prompt_tokens=len(prompt_ids),
+                completion_tokens=len(ids),
+                finish_reason=finish,
+                logprobs=None,  # no model here: a trainer scores these turns itself (on-policy)
+                latency_s=time.perf_counter() - start,
+            )
+        prompt_ids = (
+            list(request.prompt_token_ids)
+            if request.prompt_token_ids is not None
+            else [t for m in request.messages for t in tokenize(m.content)]
+        )
         ids = tokenize(text)
         return Completion(
             text=text,

@@ -194,25 +194,39 @@ class GraphGRPOTrainer:
     def reward(self, r: SessionResult) -> float:
         return float(bool(r.correct)) - self.config.token_cost * r.usage.total_tokens / 1000.0
 
-    async def train_step(self) -> StepLog:
+    Draw = tuple[Topology, torch.Tensor, torch.Tensor]
+
+    def draw_batch(self) -> tuple[list[Problem], list[list[Draw]]]:
+        """This step's problems and ``group_size`` sampled graphs for each."""
         c = self.config
         batch = [
             self.problems[self.problem_rng.randrange(len(self.problems))] for _ in range(c.problems_per_step)
         ]
-        draws = [[self.sample() for _ in range(c.group_size)] for _ in batch]
+        return batch, [[self.sample() for _ in range(c.group_size)] for _ in batch]
+
+    async def run_batch(
+        self, batch: Sequence[Problem], draws: Sequence[Sequence[Draw]]
+    ) -> list[SessionResult]:
+        """Every sampled graph on its problem, all sessions in flight; problem-major order."""
 
         async def run(p: Problem, g: Topology, j: int, i: int) -> SessionResult:
             return await self.make_team(g).solve(
                 p.question, self.backend, gold=p.answer, session_id=f"step{self.step}-p{i}-g{j}"
             )
 
-        results = await asyncio.gather(
-            *(
-                run(p, g, j, i)
-                for i, (p, group) in enumerate(zip(batch, draws, strict=True))
-                for j, (g, _, _) in enumerate(group)
+        return list(
+            await asyncio.gather(
+                *(
+                    run(p, g, j, i)
+                    for i, (p, group) in enumerate(zip(batch, draws, strict=True))
+                    for j, (g, _, _) in enumerate(group)
+                )
             )
         )
+
+    def update(self, draws: Sequence[Sequence[Draw]], results: Sequence[SessionResult]) -> StepLog:
+        """One policy-gradient step on the logits from the sessions of ``draws``."""
+        c = self.config
         self.optimizer.zero_grad()
         loss = torch.zeros(())
         rewards_all: list[float] = []
@@ -223,7 +237,7 @@ class GraphGRPOTrainer:
             adv = (rewards - rewards.mean()) / (rewards.std() + c.eps) if c.baseline == "group" else rewards
             for a, (_, em, am) in zip(adv, group, strict=True):
                 loss = loss - a * self.log_prob(em, am)
-        loss = loss / (len(batch) * c.group_size)
+        loss = loss / (len(draws) * c.group_size)
         loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
         self.step += 1
@@ -238,6 +252,10 @@ class GraphGRPOTrainer:
         )
         self.log.append(entry)
         return entry
+
+    async def train_step(self) -> StepLog:
+        batch, draws = self.draw_batch()
+        return self.update(draws, await self.run_batch(batch, draws))
 
     async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
         if resume:
@@ -326,10 +344,9 @@ class GraphGRPOTrainer:
 
     def plot(self) -> None:
         assert self.out is not None
-        import matplotlib
+        from agentgraph.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         if self.log:
             steps = [x.step for x in self.log]

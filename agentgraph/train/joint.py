@@ -1,0 +1,154 @@
+"""Joint training: graph GRPO on the edges and role GRPO on the adapters, from the same rollouts.
+
+Each step the graph trainer samples ``group_size`` graphs per problem from its edge probabilities;
+the sessions run with every trainable role served its current adapter and sampling log-probs on.
+The *same* sessions then give both updates: the graph's (reward per session, advantage within the
+problem's group, ``−A · log p(graph)``) and the roles' (reward per turn, advantage within
+(problem, role, round) groups, TRL's GRPO loss) — one rollout, two learners, so joint training
+costs one rollout per step rather than two. ``schedule="alternate"`` instead gives even steps to the
+graph and odd steps to the roles, each with its own rollout (the roles then see a fixed graph
+distribution while they learn).
+
+Each learner keeps its own checkpoint and log (``OUT/graph``, ``OUT/roles``); ``resume=True``
+continues both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentgraph.backends.base import Backend
+from agentgraph.datasets import Problem
+from agentgraph.team import Team
+from agentgraph.topology import Topology
+from agentgraph.train.graph import GraphGRPOConfig, GraphGRPOTrainer, StepLog
+from agentgraph.train.roles import RoleGRPOConfig, RoleGRPOTrainer, RoleStepLog
+
+
+class JointConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(20, ge=1)
+    schedule: Literal["shared", "alternate"] = "shared"
+    graph: GraphGRPOConfig = GraphGRPOConfig()
+    roles: RoleGRPOConfig = RoleGRPOConfig()
+
+
+class JointStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    graph: StepLog | None
+    roles: RoleStepLog | None
+    seconds: float
+
+
+class JointTrainer:
+    """``make_team(topology)`` turns a sampled graph into a team (rounds, decision, role book)."""
+
+    def __init__(
+        self,
+        base: Topology,
+        problems: Sequence[Problem],
+        backend: Backend,
+        config: JointConfig | None = None,
+        *,
+        make_team: Callable[[Topology], Team] | None = None,
+        heldout: Sequence[Problem] = (),
+        model: str | None = None,
+        out: str | Path | None = None,
+    ) -> None:
+        self.config = c = config or JointConfig()
+        self.out = Path(out) if out is not None else None
+        build = make_team or (lambda t: Team(t, rounds=1, decision="majority"))
+        self.roles = RoleGRPOTrainer(
+            build(base),
+            problems,
+            backend,
+            c.roles.model_copy(update={"steps": c.steps}),
+            heldout=heldout,
+            model=model,
+            out=self.out / "roles" if self.out else None,
+        )
+
+        def rollout_team(t: Topology) -> Team:
+            # sessions of sampled graphs serve the current adapters and keep sampling log-probs
+            return self.roles.rollout_team(temperature=c.roles.temperature, logprobs=True, team=build(t))
+
+        self.graph = GraphGRPOTrainer(
+            base,
+            problems,
+            backend,
+            c.graph.model_copy(update={"steps": c.steps}),
+            make_team=rollout_team,
+            out=self.out / "graph" if self.out else None,
+        )
+        self.step = 0
+        self.log: list[JointStep] = []
+
+    async def train_step(self) -> JointStep:
+        start = time.perf_counter()
+        if not self.roles.served:
+            await self.roles.publish()
+        g_log: StepLog | None = None
+        r_log: RoleStepLog | None = None
+        if self.config.schedule == "shared":
+            batch, draws = self.graph.draw_batch()
+            t0 = time.perf_counter()
+            results = await self.graph.run_batch(batch, draws)
+            rollout_s = time.perf_counter() - t0
+            g_log = self.graph.update(draws, results)
+            problem_of = [i for i, group in enumerate(draws) for _ in group]
+            r_log = await self.roles.train_on(results, problem_of, rollout_s=rollout_s)
+        elif self.step % 2 == 0:
+            g_log = await self.graph.train_step()
+            self.roles.step += 1  # the role learner's clock follows the joint step
+        else:
+            r_log = await self.roles.train_step()
+            self.graph.step += 1
+        self.step += 1
+        entry = JointStep(step=self.step, graph=g_log, roles=r_log, seconds=time.perf_counter() - start)
+        self.log.append(entry)
+        return entry
+
+    async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
+        if resume:
+            self.graph.load_checkpoint()
+            self.roles.load_checkpoint()
+            self.step = min(self.graph.step, self.roles.step)
+            self.graph.step = self.roles.step = self.step
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.config.steps, initial=self.step, desc="joint GRPO", unit="step")
+        try:
+            while self.step < self.config.steps:
+                entry = await self.train_step()
+                if self.out is not None:
+                    if entry.graph is not None:
+                        self.graph._append_log(entry.graph)
+                    if entry.roles is not None:
+                        self.roles.log.append(entry.roles)
+                        self.roles._append_log(entry.roles)
+                    self.graph.save_checkpoint()
+                    self.roles.save_checkpoint()
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        pruned = self.graph.pruned()
+        if self.out is not None:
+            pruned.save(self.out / "graph" / "pruned.json")
+            self.graph.plot()
+            if self.roles.heldout:
+                await self.roles._eval_point()
+            self.roles.export()
+            self.roles.plot()
+        return pruned

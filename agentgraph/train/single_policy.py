@@ -1,0 +1,121 @@
+"""Single-policy mode: TRL's own ``GRPOTrainer`` with team sessions as its rollouts.
+
+For users who want one model for every role: TRL drives training (its sampler repeats each prompt G
+times, its reward functions, its loss, its logging), and :class:`TeamRollout` is the ``rollout_func``
+it calls for generation. Each prompt becomes one real team session on the in-process vLLM engine,
+with every role served the policy's current LoRA weights (saved and hot-loaded under a new name
+whenever TRL's step counter moves). The completion handed back to TRL is the turn the team decided
+with — the last agent turn — with its prompt ids, completion ids and vLLM sampling log-probs; the
+team's answer is passed to the reward functions as ``team_answer``::
+
+    rollout = TeamRollout(team, engine)           # engine = VLLM(enable_lora=True), started
+    trainer = GRPOTrainer(model, reward_funcs=[team_reward], args=GRPOConfig(...),
+                          train_dataset=ds, peft_config=LoraConfig(...), rollout_func=rollout)
+    trainer.train()
+
+TRL calls ``rollout_func`` synchronously while the engine is asynchronous: the engine lives on an
+event loop in a background thread (:class:`EngineThread`) and each rollout waits for its sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import tempfile
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agentgraph.answers import is_correct
+from agentgraph.backends.base import Adapter
+from agentgraph.backends.vllm import VLLM
+from agentgraph.sampling import SamplingOverrides
+from agentgraph.team import Team
+
+T = TypeVar("T")
+
+
+class EngineThread:
+    """An event loop in a daemon thread that owns a started :class:`VLLM` engine."""
+
+    def __init__(self, engine: VLLM) -> None:
+        self.engine = engine
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="agentgraph-engine")
+        self.thread.start()
+        self.call(self._start())
+
+    async def _start(self) -> None:
+        self.engine.start()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.engine.shutdown()
+
+        self.call(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+
+
+class TeamRollout:
+    """TRL ``rollout_func``: one team session per prompt; returns the deciding turn of each."""
+
+    def __init__(
+        self,
+        team: Team,
+        engine: EngineThread,
+        *,
+        max_tokens: int = 32,
+        temperature: float = 1.0,
+        adapter_dir: str | Path | None = None,
+    ) -> None:
+        self.team = team
+        self.engine = engine
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.adapter_dir = Path(adapter_dir or tempfile.mkdtemp(prefix="agentgraph-policy-"))
+        self.version = -1
+        self.adapter: Adapter | None = None
+        self.calls = 0
+
+    def _publish(self, trainer: Any) -> None:
+        step = int(trainer.state.global_step)
+        if step == self.version and self.adapter is not None:
+            return
+        path = self.adapter_dir / f"step-{step}"
+        trainer.model.save_pretrained(path)  # a PeftModel: writes only the adapter
+        self.adapter = Adapter(name=f"policy@{step}", path=str(path))
+        self.version = step
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        self._publish(trainer)
+        assert self.adapter is not None
+        team = copy.copy(self.team)
+        roles = {self.team.topology.role_of(a) for a in self.team.topology.agents}
+        team.adapters = {r: self.adapter for r in roles}  # one policy for every role
+        team.sampling = SamplingOverrides(
+            temperature=self.temperature, top_p=1.0, max_tokens=self.max_tokens, logprobs=True
+        )
+        texts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
+        ids = [f"trl{self.calls}-{i}" for i in range(len(texts))]
+        self.calls += 1
+        results = self.engine.call(team.solve_many(texts, self.engine.engine, session_ids=ids))
+        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "team_answer": []}
+        for r in results:
+            turn = [t for t in r.turns if t.kind == "agent" and t.ok][-1]
+            out["prompt_ids"].append(list(turn.prompt_token_ids))
+            out["completion_ids"].append(list(turn.completion_token_ids))
+            out["logprobs"].append(list(turn.logprobs or [0.0] * len(turn.completion_token_ids)))
+            out["team_answer"].append(r.answer)
+        return out
+
+
+def team_reward(
+    completions: list[Any], answer: list[str], team_answer: list[str | None], **_: Any
+) -> list[float]:
+    """TRL reward function: 1 when the team's answer equals the dataset's ``answer`` column."""
+    return [float(is_correct(t, a)) for t, a in zip(team_answer, answer, strict=True)]

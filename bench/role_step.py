@@ -1,0 +1,175 @@
+"""Step time of role GRPO against TRL's own ``GRPOTrainer``, single agent, same everything.
+
+Both train a LoRA adapter (same rank and targets) on the embedded model with the same prompt
+("What is a + b?" under the adder role card), group size, completion length and problems per step,
+β = 0, one optimizer step per generation batch. TRL generates with transformers (``use_vllm=False``:
+TRL's vLLM modes need a GPU server or colocated CUDA); ours rolls out on the in-process vLLM engine
+and hot-reloads the adapter after each step. The first step of each is a warm-up and is not counted.
+
+    python bench/role_step.py --steps 6 --json
+
+With ``--json`` the last line is one JSON object: ``trl_s_per_step``, ``ours_s_per_step``,
+``ratio`` (ours ÷ TRL), ``ours_phases`` (rollout / logprob / backward / reload seconds), and the
+settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agentgraph.answers import extract, is_correct
+from agentgraph.prompts import build_messages
+from examples.train_roles_arith import ADDER, additions
+
+
+def trl_steps(args: argparse.Namespace) -> list[float]:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from agentgraph.models import provision
+
+    problems = additions(64, seed=args.seed)
+    rows = [
+        {
+            "prompt": [m.model_dump() for m in build_messages(ADDER, p.question, [])],
+            "answer": p.answer,
+        }
+        for p in problems
+    ]
+
+    def reward(completions: list[Any], answer: list[str], **_: Any) -> list[float]:
+        return [
+            float(is_correct(extract(c[-1]["content"]), a)) for c, a in zip(completions, answer, strict=True)
+        ]
+
+    times: list[float] = []
+
+    class Clock(TrainerCallback):  # type: ignore[misc]
+        def on_step_begin(self, *a: Any, **k: Any) -> None:
+            self.t = time.perf_counter()
+
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            times.append(time.perf_counter() - self.t)
+
+    out = tempfile.mkdtemp(prefix="trl-bench-")
+    config = GRPOConfig(
+        output_dir=out,
+        per_device_train_batch_size=args.group * args.problems,
+        num_generations=args.group,
+        max_completion_length=args.max_tokens,
+        learning_rate=args.lr,
+        beta=0.0,
+        temperature=1.0,
+        max_steps=args.steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        seed=args.seed,
+        loss_type="dapo",
+    )
+    model = AutoModelForCausalLM.from_pretrained(provision(), dtype=torch.float32)
+    lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, target_modules=list(args.targets))
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        peft_config=lora,
+        callbacks=[Clock()],
+    )
+    trainer.train()
+    return times
+
+
+async def our_steps(args: argparse.Namespace) -> list[dict[str, float]]:
+    import agentgraph as ag
+    from agentgraph.backends import VLLM
+    from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer
+    from roles import RoleBook
+    from topologies import single
+
+    config = RoleGRPOConfig(
+        train_roles=("adder",),
+        group_size=args.group,
+        problems_per_step=args.problems,
+        steps=args.steps,
+        learning_rate=args.lr,
+        max_completion_length=args.max_tokens,
+        lora_r=args.rank,
+        lora_alpha=2 * args.rank,
+        lora_targets=tuple(args.targets),
+        kl_every=0,
+        eval_every=0,
+        seed=args.seed,
+    )
+    team = ag.Team(single("adder", memory=False), rounds=1, roles=RoleBook([ADDER]))
+    out: list[dict[str, float]] = []
+    async with VLLM(enable_lora=True, max_lora_rank=args.rank, max_model_len=512, seed=args.seed) as engine:
+        trainer = RoleGRPOTrainer(team, additions(64, seed=args.seed), engine, config)
+        await trainer.publish()
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            entry = await trainer.train_step()
+            out.append({"total": time.perf_counter() - t0, **entry.seconds})
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--group", type=int, default=4)
+    ap.add_argument("--problems", type=int, default=1, help="problems per step")
+    ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument(
+        "--targets",
+        nargs="+",
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-trl", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    trl = [] if args.skip_trl else trl_steps(args)
+    ours = asyncio.run(our_steps(args))
+    trl_s = statistics.median(trl[1:]) if len(trl) > 1 else None
+    ours_s = statistics.median([x["total"] for x in ours[1:]])
+    phases = {k: round(statistics.median([x[k] for x in ours[1:]]), 3) for k in ours[0] if k != "total"}
+    summary = {
+        "trl_s_per_step": round(trl_s, 3) if trl_s else None,
+        "ours_s_per_step": round(ours_s, 3),
+        "ratio": round(ours_s / trl_s, 3) if trl_s else None,
+        "ours_phases": phases,
+        "trl_steps": [round(x, 2) for x in trl],
+        "ours_steps": [round(x["total"], 2) for x in ours],
+        "group": args.group,
+        "problems_per_step": args.problems,
+        "max_tokens": args.max_tokens,
+        "rank": args.rank,
+        "targets": args.targets,
+        "steps": args.steps,
+    }
+    print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
