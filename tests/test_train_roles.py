@@ -238,10 +238,9 @@ async def test_resume_continues_exactly(tokenizer: Any, tmp_path: Path) -> None:
 
 
 async def test_joint_training_shares_rollouts_on_scripted(tokenizer: Any, tmp_path: Path) -> None:
+    import agentgraph as ag
     from agentgraph.train import GraphGRPOConfig, JointConfig, JointTrainer
     from topologies import full
-
-    import agentgraph as ag
 
     base = full(3)
     config = JointConfig(
