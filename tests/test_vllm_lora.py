@@ -95,3 +95,52 @@ async def test_role_trainer_hot_reloads_adapters_without_restart(lora_engine: VL
     assert before.logprobs and after.logprobs and again_v0.logprobs
     assert abs(before.logprobs[0] - after.logprobs[0]) > 1e-4  # the new weights are served
     assert again_v0.logprobs[0] == pytest.approx(before.logprobs[0], abs=1e-5)  # the old version is intact
+
+
+async def test_trl_grpo_trainer_with_team_sessions_as_rollouts(lora_engine: VLLM, tmp_path: Path) -> None:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOConfig, GRPOTrainer
+
+    from agentgraph.train.single_policy import TeamRollout, team_reward
+    from examples.train_roles_arith import additions, make_team
+
+    rows = [{"prompt": p.question, "answer": p.answer} for p in additions(8, 0)]
+    rollout = TeamRollout(
+        make_team(),
+        lora_engine,
+        loop=asyncio.get_running_loop(),
+        max_tokens=6,
+        adapter_dir=tmp_path / "policy",
+    )
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "trl"),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=6,
+        max_steps=2,
+        learning_rate=1e-3,
+        beta=0.0,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        save_strategy="no",
+        logging_steps=1,
+    )
+    model = AutoModelForCausalLM.from_pretrained(provision(), dtype=torch.float32)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[team_reward],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]),
+        rollout_func=rollout,
+    )
+    await asyncio.to_thread(trainer.train)  # TRL is synchronous; the engine stays on this loop
+    assert trainer.state.global_step == 2
+    assert rollout.calls == 2 and rollout.version == 1  # the second rollout served the step-1 weights
+    assert (tmp_path / "policy" / "step-1" / "adapter_model.safetensors").is_file()
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    assert len(rewards) == 2 and all(0.0 <= r <= 1.0 for r in rewards)

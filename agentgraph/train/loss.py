@@ -55,7 +55,7 @@ def grpo_loss(
         length = per_token_logps.size(1) if max_completion_length is None else max_completion_length
         return (per_token_loss * mask).sum() / (b * length)
     if loss_type == "dapo":
-        n = mask.sum() if num_items is None else torch.tensor(float(num_items))
+        n = mask.sum() if num_items is None else mask.new_tensor(float(num_items))
         return (per_token_loss * mask).sum() / n.clamp(min=1.0)
     raise ValueError(f"unknown loss_type {loss_type!r}: use grpo, dapo or dr_grpo")
 

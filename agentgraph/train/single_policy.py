@@ -8,13 +8,15 @@ whenever TRL's step counter moves). The completion handed back to TRL is the tur
 with — the last agent turn — with its prompt ids, completion ids and vLLM sampling log-probs; the
 team's answer is passed to the reward functions as ``team_answer``::
 
-    rollout = TeamRollout(team, engine)           # engine = VLLM(enable_lora=True), started
+    rollout = TeamRollout(team, EngineThread(VLLM(enable_lora=True)))
     trainer = GRPOTrainer(model, reward_funcs=[team_reward], args=GRPOConfig(...),
                           train_dataset=ds, peft_config=LoraConfig(...), rollout_func=rollout)
     trainer.train()
 
 TRL calls ``rollout_func`` synchronously while the engine is asynchronous: the engine lives on an
 event loop in a background thread (:class:`EngineThread`) and each rollout waits for its sessions.
+Inside async code that already owns an engine, run ``trainer.train`` in a thread
+(``await asyncio.to_thread(trainer.train)``) and give ``TeamRollout`` the engine and that loop.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ T = TypeVar("T")
 
 class EngineThread:
     """An event loop in a daemon thread that owns a started :class:`VLLM` engine."""
+
+    engine: VLLM
+    loop: asyncio.AbstractEventLoop
 
     def __init__(self, engine: VLLM) -> None:
         self.engine = engine
@@ -67,14 +72,20 @@ class TeamRollout:
     def __init__(
         self,
         team: Team,
-        engine: EngineThread,
+        engine: EngineThread | VLLM,
         *,
+        loop: asyncio.AbstractEventLoop | None = None,
         max_tokens: int = 32,
         temperature: float = 1.0,
         adapter_dir: str | Path | None = None,
     ) -> None:
         self.team = team
-        self.engine = engine
+        if isinstance(engine, EngineThread):
+            self.engine, self.loop = engine.engine, engine.loop
+        elif loop is None:
+            raise ValueError("give the event loop that runs the engine, or an EngineThread")
+        else:
+            self.engine, self.loop = engine, loop
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.adapter_dir = Path(adapter_dir or tempfile.mkdtemp(prefix="agentgraph-policy-"))
@@ -103,7 +114,10 @@ class TeamRollout:
         texts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
         ids = [f"trl{self.calls}-{i}" for i in range(len(texts))]
         self.calls += 1
-        results = self.engine.call(team.solve_many(texts, self.engine.engine, session_ids=ids))
+        future = asyncio.run_coroutine_threadsafe(
+            team.solve_many(texts, self.engine, session_ids=ids), self.loop
+        )
+        results = future.result()
         out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "team_answer": []}
         for r in results:
             turn = [t for t in r.turns if t.kind == "agent" and t.ok][-1]
