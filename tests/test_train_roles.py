@@ -264,6 +264,7 @@ async def test_joint_training_shares_rollouts_on_scripted(tokenizer: Any, tmp_pa
     adapters_before = [p.detach().clone() for p in trainer.roles.params["solver"]]
     pruned = await trainer.train()
     assert [e.step for e in trainer.log] == [1, 2]
+    assert [s for s, _ in trainer.roles.evals] == [0, 2]  # the held-out curve starts before training
     assert all(e.graph is not None and e.roles is not None for e in trainer.log)
     # the role update used the graph step's sessions: as many turns as those sessions had
     assert all(e.roles is not None and e.roles.turns > 0 for e in trainer.log)

@@ -122,6 +122,9 @@ class JointTrainer:
             self.roles.load_checkpoint()
             self.step = min(self.graph.step, self.roles.step)
             self.graph.step = self.roles.step = self.step
+        if self.roles.heldout and not self.roles.evals:
+            await self.roles.publish()
+            await self.roles._eval_point()  # the starting point of the held-out curve
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -147,7 +150,7 @@ class JointTrainer:
         if self.out is not None:
             pruned.save(self.out / "graph" / "pruned.json")
             self.graph.plot()
-            if self.roles.heldout:
+            if self.roles.heldout and self.roles.evals[-1][0] != self.roles.step:
                 await self.roles._eval_point()
             self.roles.export()
             self.roles.plot()
