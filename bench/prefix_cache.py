@@ -76,7 +76,8 @@ async def debate(engine: VLLM, name: str, problems: list[str], max_tokens: int) 
 
 
 async def measure(name: str, problems: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    async with VLLM(seed=args.seed, kv_cache_gib=2) as engine:
+    extra = {"block_size": args.block_size} if args.block_size else {}
+    async with VLLM(seed=args.seed, kv_cache_gib=2, engine_kwargs=extra) as engine:
         before = VLLM.engine_counters()
         start = time.perf_counter()
         await debate(engine, name, problems, args.max_tokens)
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--problems", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--block-size", type=int, default=0, help="KV block size (vLLM's CPU default is 128)")
     ap.add_argument("--layout", help=argparse.SUPPRESS)  # internal: one layout, in its own process
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -108,12 +110,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name in ("shared_first", "agent_first"):  # a fresh process each: fresh engine, fresh counters
         cmd = [sys.executable, __file__, "--layout", name, "--problems", str(args.problems)]
-        cmd += ["--max-tokens", str(args.max_tokens), "--seed", str(args.seed)]
+        cmd += [
+            "--max-tokens",
+            str(args.max_tokens),
+            "--seed",
+            str(args.seed),
+            "--block-size",
+            str(args.block_size),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         summary[name] = json.loads(out.strip().splitlines()[-1])
         if not args.json:
             print(name, summary[name])
-    summary.update(problems=args.problems, max_tokens=args.max_tokens, seed=args.seed)
+    summary.update(
+        problems=args.problems, max_tokens=args.max_tokens, seed=args.seed, block_size=args.block_size
+    )
     print(json.dumps(summary))
     return summary
 
