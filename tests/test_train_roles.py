@@ -175,6 +175,27 @@ def scripted_trainer(tokenizer: Any, out: Path | None, steps: int = 3) -> RoleGR
     return RoleGRPOTrainer(make_team(), additions(20, 0), backend, config, heldout=additions(4, 9), out=out)
 
 
+def padded_logps(t: RoleGRPOTrainer, batch: list[Sample]) -> torch.Tensor:
+    """The plain way — one right-padded sequence per turn — the reference for ``_logps``."""
+    from trl.trainer.utils import selective_log_softmax
+
+    width = max(len(s.prompt_ids) + len(s.completion_ids) for s in batch)
+    t_max = max(len(s.completion_ids) for s in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    attn = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, s in enumerate(batch):
+        seq = s.prompt_ids + s.completion_ids
+        ids[i, : len(seq)] = torch.tensor(seq)
+        attn[i, : len(seq)] = 1
+    logits = t.model(input_ids=ids, attention_mask=attn).logits / t.config.temperature
+    rows, targets = [], torch.zeros((len(batch), t_max), dtype=torch.long)
+    for i, s in enumerate(batch):
+        p, n = len(s.prompt_ids), len(s.completion_ids)
+        rows.append(torch.nn.functional.pad(logits[i, p - 1 : p - 1 + n], (0, 0, 0, t_max - n)))
+        targets[i, :n] = torch.tensor(s.completion_ids)
+    return selective_log_softmax(torch.stack(rows), targets)
+
+
 def test_shared_prompt_logprobs_equal_padded_ones(tokenizer: Any) -> None:
     t = scripted_trainer(tokenizer, None)
     with torch.no_grad():
@@ -202,7 +223,7 @@ def test_shared_prompt_logprobs_equal_padded_ones(tokenizer: Any) -> None:
     ]
     t.model.set_adapter("adder")
     shared, mask = t._logps(batch)
-    padded = t._logps_padded(batch)
+    padded = padded_logps(t, batch)
     assert torch.allclose(shared * mask, padded * mask, atol=1e-4)
     assert mask.sum(-1).tolist() == [3, 1, 4, 5]
 

@@ -9,9 +9,10 @@ log-probs when asked, finish reason and timing. Backends never swallow errors: t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agentgraph.messages import ChatMessage
 from agentgraph.sampling import Sampling
@@ -55,6 +56,14 @@ class Completion:
     finish_reason: str | None
     logprobs: list[float] | None = None
     latency_s: float = 0.0
+
+
+def chat_prompt_ids(tokenizer: Any, messages: Sequence[ChatMessage]) -> list[int]:
+    """``messages`` rendered with the model's own chat template, as the engine will see them."""
+    enc = tokenizer.apply_chat_template(
+        [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=True, return_dict=True
+    )
+    return list(enc["input_ids"])
 
 
 @runtime_checkable

@@ -25,7 +25,7 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from agentgraph.backends.base import Completion, GenerationRequest
+from agentgraph.backends.base import Completion, GenerationRequest, chat_prompt_ids
 from agentgraph.errors import BackendError
 
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -128,34 +128,23 @@ class Scripted:
         finish = "stop"
         if len(words) > limit:  # like an engine: the text stops where the token budget ends
             text, finish = text[: words[limit - 1].end()], "length"
+        logprobs: list[float] | None
         if self.tokenizer is not None:  # the policy model's ids, so a trainer can score these turns
-            prompt_ids = list(request.prompt_token_ids or ()) or list(
-                self.tokenizer.apply_chat_template(
-                    [m.model_dump() for m in request.messages],
-                    add_generation_prompt=True,
-                    tokenize=True,
-                    return_dict=True,
-                )["input_ids"]
+            prompt_ids = list(request.prompt_token_ids or ()) or chat_prompt_ids(
+                self.tokenizer, request.messages
             )
             ids = list(self.tokenizer.encode(text, add_special_tokens=False))
             if self.tokenizer.eos_token_id is not None:
                 ids.append(int(self.tokenizer.eos_token_id))
-            return Completion(
-                text=text,
-                prompt_token_ids=prompt_ids,
-                token_ids=ids,
-                prompt_tokens=len(prompt_ids),
-                completion_tokens=len(ids),
-                finish_reason=finish,
-                logprobs=None,  # no model here: a trainer scores these turns itself (on-policy)
-                latency_s=time.perf_counter() - start,
+            logprobs = None  # no model here: a trainer scores these turns itself (on-policy)
+        else:
+            prompt_ids = (
+                list(request.prompt_token_ids)
+                if request.prompt_token_ids is not None
+                else [t for m in request.messages for t in tokenize(m.content)]
             )
-        prompt_ids = (
-            list(request.prompt_token_ids)
-            if request.prompt_token_ids is not None
-            else [t for m in request.messages for t in tokenize(m.content)]
-        )
-        ids = tokenize(text)
+            ids = tokenize(text)
+            logprobs = [-1.0] * len(ids) if request.sampling.logprobs else None
         return Completion(
             text=text,
             prompt_token_ids=prompt_ids,
@@ -163,7 +152,7 @@ class Scripted:
             prompt_tokens=len(prompt_ids),
             completion_tokens=len(ids),
             finish_reason=finish,
-            logprobs=[-1.0] * len(ids) if request.sampling.logprobs else None,
+            logprobs=logprobs,
             latency_s=time.perf_counter() - start,
         )
 

@@ -23,7 +23,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from agentgraph.backends.base import Adapter, Completion, GenerationRequest
+from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids
 from agentgraph.errors import BackendError, ConfigError
 from agentgraph.models import resolve
 
@@ -144,13 +144,7 @@ class VLLM:
             return list(request.prompt_token_ids)
         if self._tokenizer is None:
             raise RuntimeError("the vLLM engine is not started")
-        enc = self._tokenizer.apply_chat_template(
-            [m.model_dump() for m in request.messages],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-        )
-        return list(enc["input_ids"])
+        return chat_prompt_ids(self._tokenizer, request.messages)
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         return len(self.prompt_ids(request))

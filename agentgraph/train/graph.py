@@ -33,6 +33,7 @@ from agentgraph.datasets import Problem
 from agentgraph.errors import ConfigError
 from agentgraph.team import Team
 from agentgraph.topology import EdgeKind, Topology
+from agentgraph.train import steplog
 from agentgraph.transcript import SessionResult
 
 EdgeKey = tuple[str, str, str]
@@ -62,10 +63,9 @@ class GraphGRPOConfig(BaseModel):
     seed: int = 0
 
 
-class StepLog(BaseModel):
+class StepLog(steplog.StepRecord):
     model_config = ConfigDict(extra="forbid")
 
-    step: int
     reward: float
     accuracy: float
     tokens: float
@@ -287,10 +287,7 @@ class GraphGRPOTrainer:
     # -- persistence ------------------------------------------------------------------------------------
     def _append_log(self, entry: StepLog) -> None:
         assert self.out is not None
-        self.out.mkdir(parents=True, exist_ok=True)
-        with (self.out / "log.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(entry.model_dump_json() + "\n")
-            fh.flush()
+        steplog.append(self.out / "log.jsonl", entry)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -330,16 +327,7 @@ class GraphGRPOTrainer:
         self.rng.bit_generator.state = st["rng"]
         self.problem_rng.setstate(st["problem_rng"])
         self.step = int(st["step"])
-        log_path = self.out / "log.jsonl"
-        if log_path.exists():  # drop log lines written after the checkpoint (a crash between the two)
-            lines = []
-            for raw in log_path.read_text().splitlines():
-                try:
-                    lines.append(StepLog.model_validate_json(raw))
-                except ValueError:  # the torn last line of a killed run
-                    continue
-            self.log = [x for x in lines if x.step <= self.step]
-            log_path.write_text("".join(x.model_dump_json() + "\n" for x in self.log))
+        self.log = steplog.trim(self.out / "log.jsonl", StepLog, self.step)
         return True
 
     def plot(self) -> None:

@@ -54,6 +54,7 @@ from agentgraph.errors import ConfigError
 from agentgraph.messages import ChatMessage
 from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.team import Team
+from agentgraph.train import steplog
 from agentgraph.train.loss import LossType, grpo_loss, k3_kl
 from agentgraph.transcript import SessionResult
 
@@ -97,10 +98,9 @@ class RoleGRPOConfig(BaseModel):
     seed: int = 0
 
 
-class RoleStepLog(BaseModel):
+class RoleStepLog(steplog.StepRecord):
     model_config = ConfigDict(extra="forbid")
 
-    step: int
     reward: float
     team_accuracy: float
     turn_accuracy: float
@@ -375,7 +375,7 @@ class RoleGRPOTrainer:
         share one forward pass over it: its KV cache is repeated across their completions, and the
         gradient still flows through the prompt's keys and values. Prompts are most of the tokens
         here (~40 prompt vs ~4 answer tokens), so this is several times cheaper than one padded
-        sequence per turn, and equal to it (tests/test_train_roles.py).
+        sequence per turn, and equal to it (``tests/test_train_roles.py`` compares the two).
         """
         from trl.trainer.utils import selective_log_softmax
 
@@ -412,26 +412,6 @@ class RoleGRPOTrainer:
         for i, s in enumerate(batch):
             mask[i, : len(s.completion_ids)] = 1
         return torch.stack(rows), mask
-
-    def _logps_padded(self, batch: Sequence[Sample]) -> torch.Tensor:
-        """The plain way — one right-padded sequence per turn; the reference for ``_logps``."""
-        from trl.trainer.utils import selective_log_softmax
-
-        width = max(len(s.prompt_ids) + len(s.completion_ids) for s in batch)
-        t_max = max(len(s.completion_ids) for s in batch)
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        attn = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, s in enumerate(batch):
-            seq = s.prompt_ids + s.completion_ids
-            ids[i, : len(seq)] = torch.tensor(seq)
-            attn[i, : len(seq)] = 1
-        logits = self.model(input_ids=ids, attention_mask=attn).logits / self.config.temperature
-        rows, targets = [], torch.zeros((len(batch), t_max), dtype=torch.long)
-        for i, s in enumerate(batch):
-            p, n = len(s.prompt_ids), len(s.completion_ids)
-            rows.append(torch.nn.functional.pad(logits[i, p - 1 : p - 1 + n], (0, 0, 0, t_max - n)))
-            targets[i, :n] = torch.tensor(s.completion_ids)
-        return selective_log_softmax(torch.stack(rows), targets)
 
     def update(self, samples: Sequence[Sample]) -> tuple[float, float | None, float, dict[str, float]]:
         """One optimizer step over ``samples``; returns (loss, kl, clip ratio, seconds by phase)."""
@@ -625,10 +605,7 @@ class RoleGRPOTrainer:
 
     def _append_log(self, entry: RoleStepLog) -> None:
         assert self.out is not None
-        self.out.mkdir(parents=True, exist_ok=True)
-        with (self.out / "log.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(entry.model_dump_json() + "\n")
-            fh.flush()
+        steplog.append(self.out / "log.jsonl", entry)
 
     def save_checkpoint(self) -> Path:
         assert self.out is not None
@@ -682,16 +659,7 @@ class RoleGRPOTrainer:
         self.best = (float(b[0]), int(b[1])) if b else None
         self.evals = [(int(s), float(a)) for s, a in st["evals"]]
         self.served = {}
-        log_path = self.out / "log.jsonl"
-        if log_path.exists():
-            lines = []
-            for raw in log_path.read_text().splitlines():
-                try:
-                    lines.append(RoleStepLog.model_validate_json(raw))
-                except ValueError:  # the torn last line of a killed run
-                    continue
-            self.log = [x for x in lines if x.step <= self.step]
-            log_path.write_text("".join(x.model_dump_json() + "\n" for x in self.log))
+        self.log = steplog.trim(self.out / "log.jsonl", RoleStepLog, self.step)
         return True
 
     def plot(self) -> None:
