@@ -34,3 +34,14 @@ def slow_calc(call: ScriptedCall) -> str:
 
     time.sleep(0.02)
     return calc(call)
+
+
+async def staggered_calc(call: ScriptedCall) -> str:
+    """Like ``calc``, but session ``…-i`` waits 50·i ms per turn (without blocking the loop), so the
+    sessions of an all-in-flight eval finish one by one over seconds and a test can kill a run
+    part-way however fast the machine is."""
+    import asyncio
+
+    index = int(call.request.meta.session.rsplit("-", 1)[-1])
+    await asyncio.sleep(0.05 * index)
+    return calc(call)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = ["--backend", "scripted", "--scripted", "tests.agents:slow_calc"]
+STAGGERED = ["--backend", "scripted", "--scripted", "tests.agents:staggered_calc"]
 
 
 def start(*argv: str) -> subprocess.Popen[str]:
@@ -45,7 +46,17 @@ def records(path: Path) -> list[dict]:  # type: ignore[type-arg]
 
 def test_eval_survives_kill_9(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["eval", "--dataset", "arith:n=40", "--topology", "full:3", "--out", str(out), "--json", *SLOW]
+    argv = [
+        "eval",
+        "--dataset",
+        "arith:n=40",
+        "--topology",
+        "full:3",
+        "--out",
+        str(out),
+        "--json",
+        *STAGGERED,
+    ]
     t = out / "transcripts.jsonl"
     proc = start(*argv)
     kill_when(proc, lambda: t.exists() and sum(r["type"] == "result" for r in records(t)) >= 8)

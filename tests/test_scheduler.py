@@ -67,6 +67,18 @@ async def test_agents_of_one_generation_run_concurrently() -> None:
     assert peak == 15  # 5 spokes × 3 sessions, all at once; hubs wait for their spokes
 
 
+async def test_async_scripted_agents_take_time_without_blocking_others() -> None:
+    async def slow_a0(call: ScriptedCall) -> str:
+        await asyncio.sleep(0.2)
+        return "\\boxed{1}"
+
+    team = ag.Team(full(3), rounds=1)
+    r = await team.solve("p", Scripted({"a0": slow_a0}, default=lambda call: "\\boxed{1}"))
+    by = {t.agent: t for t in r.turns}
+    assert by["a0"].text == "\\boxed{1}" and by["a0"].latency_s >= 0.2
+    assert max(by["a1"].latency_s, by["a2"].latency_s) < 0.1  # the others did not wait for a0
+
+
 async def test_partial_keeps_own_message_and_top_k_by_agreement() -> None:
     answers = {"a0": "\\boxed{5}", "a1": "\\boxed{5}", "a2": "\\boxed{9}", "a3": "\\boxed{5}"}
 

@@ -1,8 +1,10 @@
 """A backend of plain Python callables: deterministic, instant, for tests and simulations.
 
-An agent is a function ``(ScriptedCall) -> str``. ``ScriptedCall`` exposes the request, its
-metadata (session, agent, role, round), the prompt text, and an ``rng`` seeded from
-(seed, session, agent, round, kind) — so results do not depend on scheduling order::
+An agent is a function ``(ScriptedCall) -> str``, or a coroutine function (``async def``) when it
+should take time without blocking the event loop (agents with different latencies).
+``ScriptedCall`` exposes the request, its metadata (session, agent, role, round), the prompt
+text, and an ``rng`` seeded from (seed, session, agent, round, kind) — so results do not
+depend on scheduling order::
 
     def truthful(call):  return "\\\\boxed{42}" if call.rng.random() < 0.8 else "\\\\boxed{7}"
     backend = Scripted({"a0": truthful}, default=lambda call: "\\\\boxed{1}", seed=0)
@@ -15,11 +17,12 @@ are that model's instead (chat template for prompts), so a trainer can score scr
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import re
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
@@ -70,7 +73,7 @@ class ScriptedCall:
         return "\n".join(m.content for m in self.request.messages)
 
 
-ScriptedAgent = Callable[[ScriptedCall], str]
+ScriptedAgent = Callable[[ScriptedCall], str | Awaitable[str]]
 
 
 def echo(call: ScriptedCall) -> str:
@@ -118,7 +121,8 @@ class Scripted:
             await asyncio.sleep(self.latency_s)
         self.calls += 1
         try:
-            text = self._agent_for(request)(ScriptedCall(request, rng))
+            out = self._agent_for(request)(ScriptedCall(request, rng))
+            text = await out if inspect.isawaitable(out) else out
         except BackendError:
             raise
         except Exception as e:  # a scripted agent's bug is reported like an engine error, not hidden
