@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 
-from agentgraph.answers import answer_key, extract
-from agentgraph.backends.base import Backend, Completion, GenerationRequest, RequestMeta
+from agentgraph.answers import answer_key, extract, is_correct
+from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
 from agentgraph.decisions import Decision, decide_without_judge, vote
 from agentgraph.errors import BackendError, ConfigError
 from agentgraph.inter_round import Partial, Summarize
 from agentgraph.messages import Turn, TurnKind, Usage
 from agentgraph.prompts import PeerView, build_messages
 from agentgraph.retry import call_with_retries
-from agentgraph.sampling import SamplingOverrides
+from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.team import Team
 from agentgraph.transcript import SessionHeader, SessionResult, TranscriptWriter, TurnRecord
 from roles import Role
@@ -49,21 +49,34 @@ class _Session:
         self.turns: list[Turn] = []
         self.t0 = time.perf_counter()
         self.logprobs = isinstance(team.policy, Partial) and team.policy.score == "confidence"
+        # one random nonce per session keeps request ids unique in the engine even when session ids
+        # repeat across runs on one engine (a uuid per request cost more than building its prompt)
+        self.nonce = os.urandom(4).hex()
+        self._settings: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None]] = {}
+
+    def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
+        """Sampling and adapter of a speaker, resolved once per session (they cannot change inside one)."""
+        key = (agent, role.name, kind)
+        if (hit := self._settings.get(key)) is None:
+            who = agent if kind == "agent" else None
+            sampling = self.team.sampling_for(who, role)
+            if self.logprobs and not sampling.logprobs:
+                sampling = sampling.merged(SamplingOverrides(logprobs=True))
+            hit = self._settings[key] = (sampling, self.team.adapter_for(who, role))
+        return hit
 
     def request(
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> GenerationRequest:
-        sampling = self.team.sampling_for(agent if kind == "agent" else None, role)
-        if self.logprobs and not sampling.logprobs:
-            sampling = sampling.merged(SamplingOverrides(logprobs=True))
+        sampling, adapter = self.settings(agent, role, kind)
         return GenerationRequest(
             messages=build_messages(role, self.problem, peers),
             sampling=sampling,
-            adapter=self.team.adapter_for(agent if kind == "agent" else None, role),
+            adapter=adapter,
             meta=RequestMeta(
                 session=self.session, agent=agent, role=role.name, round=rnd, kind=kind, problem=self.problem
             ),
-            request_id=f"{self.session}:r{rnd}:{agent}:{uuid.uuid4().hex[:8]}",
+            request_id=f"{self.session}:r{rnd}:{agent}:{self.nonce}-a1",
         )
 
     def check_context(self) -> None:
@@ -104,7 +117,11 @@ class _Session:
             nonlocal tries
             tries += 1
             # a fresh request id per attempt: an aborted id is never reused inside the engine
-            return self.backend.generate(dataclasses.replace(req, request_id=f"{req.request_id}-a{tries}"))
+            return self.backend.generate(
+                req
+                if tries == 1
+                else dataclasses.replace(req, request_id=req.request_id.removesuffix("-a1") + f"-a{tries}")
+            )
 
         try:
             c = await call_with_retries(self.team.retry, attempt, failures)
@@ -149,7 +166,7 @@ class _Session:
         policy = team.policy
         out: dict[str, list[PeerView]] = {}
         if isinstance(policy, Summarize):
-            readers = [a for a in topo.agents if topo.temporal_predecessors(a)]
+            readers = [a for a in topo.agents if team.temporal_predecessors[a]]
             if not readers or not answered:
                 return {}
             role = team.roles[policy.role]
@@ -161,7 +178,7 @@ class _Session:
         scores = policy.scores(list(answered.values())) if isinstance(policy, Partial) else {}
         order = {a: i for i, a in enumerate(topo.agents)}
         for agent in topo.agents:
-            preds = [u for u in topo.temporal_predecessors(agent) if u in answered]
+            preds = [u for u in team.temporal_predecessors[agent] if u in answered]
             if isinstance(policy, Partial):
                 others = sorted(
                     (u for u in preds if u != agent), key=lambda u: (-scores.get(u, 0.0), order[u])
@@ -179,23 +196,25 @@ class _Session:
             carried = await self.carry(rnd, prev) if rnd > 0 else {}
             current: dict[str, Turn] = {}
             for generation in team.generations:
-
-                async def one(
-                    agent: str,
-                    rnd: int = rnd,
-                    current: dict[str, Turn] = current,
-                    carried: dict[str, list[PeerView]] = carried,
-                ) -> Turn:
-                    spatial = [
-                        _view(current[u], "spatial")
-                        for u in topo.spatial_predecessors(agent)
-                        if current[u].ok
-                    ]
-                    return await self.speak(
-                        agent, team.role(agent), rnd, "agent", carried.get(agent, []) + spatial
+                # spatial predecessors sit in earlier generations, so every view exists already
+                speeches = [
+                    self.speak(
+                        agent,
+                        team.role(agent),
+                        rnd,
+                        "agent",
+                        carried.get(agent, [])
+                        + [
+                            _view(current[u], "spatial")
+                            for u in team.spatial_predecessors[agent]
+                            if current[u].ok
+                        ],
                     )
-
-                for t in await asyncio.gather(*(one(a) for a in generation)):
+                    for agent in generation
+                ]
+                # one agent needs no task (chains); several run concurrently
+                done = [await speeches[0]] if len(speeches) == 1 else await asyncio.gather(*speeches)
+                for t in done:
                     current[t.agent] = t
             prev = current
             rounds_run = rnd + 1
@@ -229,19 +248,19 @@ class _Session:
     def result(
         self, gold: str | None, decision: Decision, rounds_run: int, stopped_early: bool
     ) -> SessionResult:
-        from agentgraph.answers import is_correct
-
-        by_agent: dict[str, Usage] = defaultdict(Usage)
-        by_round: dict[int, Usage] = defaultdict(Usage)
-        total = Usage()
-        tokens = {t.id: t.completion_tokens for t in self.turns}
+        # plain int counters, one Usage per key at the end (pydantic additions per turn were the
+        # largest cost of this function)
+        by_agent: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        by_round: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+        total = [0, 0, 0]
         agent_of = {t.id: t for t in self.turns}
-        edges: dict[str, int] = defaultdict(int)
+        edges: dict[tuple[str, str, str], int] = defaultdict(int)
         for t in self.turns:
-            u = t.usage if t.ok else Usage(requests=1)
-            total = total + u
-            by_agent[t.agent] = by_agent[t.agent] + u
-            by_round[t.round] = by_round[t.round] + u
+            p, c = (t.prompt_tokens, t.completion_tokens) if t.ok else (0, 0)
+            for acc in (total, by_agent[t.agent], by_round[t.round]):
+                acc[0] += p
+                acc[1] += c
+                acc[2] += 1
             for rid in t.read:
                 src = agent_of[rid]
                 how: str
@@ -251,7 +270,11 @@ class _Session:
                     how = "summary"
                 else:
                     how = "spatial" if src.round == t.round else "temporal"
-                edges[f"{src.agent}->{t.agent} ({how})"] += tokens[rid]
+                edges[src.agent, t.agent, how] += src.completion_tokens
+
+        def usage(acc: list[int]) -> Usage:
+            return Usage(prompt_tokens=acc[0], completion_tokens=acc[1], requests=acc[2])
+
         return SessionResult(
             session=self.session,
             problem=self.problem,
@@ -261,10 +284,10 @@ class _Session:
             decision=decision,
             rounds_run=rounds_run,
             stopped_early=stopped_early,
-            usage=total,
-            usage_by_agent=dict(by_agent),
-            usage_by_round=dict(by_round),
-            tokens_by_edge=dict(edges),
+            usage=usage(total),
+            usage_by_agent={a: usage(acc) for a, acc in by_agent.items()},
+            usage_by_round={r: usage(acc) for r, acc in by_round.items()},
+            tokens_by_edge={f"{u}->{v} ({how})": n for (u, v, how), n in edges.items()},
             wall_s=time.perf_counter() - self.t0,
             errors=sum(1 for t in self.turns if not t.ok),
             turns=list(self.turns),
@@ -282,7 +305,7 @@ async def run_session(
 ) -> SessionResult:
     if not isinstance(problem, str) or not problem.strip():
         raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
-    sid = session_id or uuid.uuid4().hex[:12]
+    sid = session_id or os.urandom(6).hex()
     s = _Session(team, problem, backend, sid, writer)
     s.check_context()
     if writer is not None:
@@ -318,7 +341,7 @@ async def run_many(
     """Every session at once; results in the order of ``problems``."""
     n = len(problems)
     golds = list(golds) if golds is not None else [None] * n
-    ids = list(session_ids) if session_ids is not None else [uuid.uuid4().hex[:12] for _ in range(n)]
+    ids = list(session_ids) if session_ids is not None else [os.urandom(6).hex() for _ in range(n)]
     if len(golds) != n or len(ids) != n:
         raise ConfigError(
             "golds", "golds and session_ids must match problems in length", "pass one per problem"

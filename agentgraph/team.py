@@ -79,9 +79,13 @@ class Team:
             self.roles[self.decision.judge_role]
         check_applicable(self.decision, topology)
         self.generations = topology.generations()
+        # the scheduler asks these once per turn; networkx edge views cost more than the rest of a turn
+        self._role_of = {a: self.roles[topology.role_of(a)] for a in topology.agents}
+        self.spatial_predecessors = {a: topology.spatial_predecessors(a) for a in topology.agents}
+        self.temporal_predecessors = {a: topology.temporal_predecessors(a) for a in topology.agents}
 
     def role(self, agent: str) -> Role:
-        return self.roles[self.topology.role_of(agent)]
+        return self._role_of[agent]
 
     def sampling_for(self, agent: str | None, role: Role) -> Sampling:
         s = role.sampling.merged(self.sampling)

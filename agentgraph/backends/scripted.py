@@ -17,19 +17,20 @@ are that model's instead (chat template for prompts), so a trainer can score scr
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import re
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from itertools import chain
 from types import TracebackType
 from typing import Any
 
 from agentgraph.backends.base import Completion, GenerationRequest, chat_prompt_ids
 from agentgraph.errors import BackendError
+from agentgraph.messages import ChatMessage
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -40,17 +41,33 @@ def _tokenize_line(line: str) -> tuple[int, ...]:
 
 
 def tokenize(text: str) -> list[int]:
+    return list(_tokenize_text(text))
+
+
+@lru_cache(maxsize=4096)
+def _tokenize_text(text: str) -> tuple[int, ...]:
     # line by line, cached: system prompts, instructions and peers' messages recur in many prompts
-    out: list[int] = []
-    for line in text.split("\n"):
-        out.extend(_tokenize_line(line))
-    return out
+    # (and whole system messages recur verbatim)
+    if "\n" not in text:
+        return _tokenize_line(text)
+    return tuple(chain.from_iterable(map(_tokenize_line, text.split("\n"))))
+
+
+def _prompt_ids(messages: Sequence[ChatMessage]) -> list[int]:
+    return list(chain.from_iterable(_tokenize_text(m.content) for m in messages))
 
 
 @dataclass(frozen=True)
 class ScriptedCall:
     request: GenerationRequest
-    rng: random.Random
+    seed: int = 0
+
+    @cached_property
+    def rng(self) -> random.Random:
+        """Seeded from (seed, session, agent, round, kind); made on first use (seeding costs more
+        than the rest of a scripted turn, and most agents never draw)."""
+        m = self.request.meta
+        return random.Random(f"{self.seed}|{m.session}|{m.agent}|{m.round}|{m.kind}")
 
     @property
     def agent(self) -> str:
@@ -111,26 +128,26 @@ class Scripted:
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         if request.prompt_token_ids is not None:
             return len(request.prompt_token_ids)
-        return sum(len(tokenize(m.content)) for m in request.messages)
+        return sum(len(_tokenize_text(m.content)) for m in request.messages)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         start = time.perf_counter()
         meta = request.meta
-        rng = random.Random(f"{self.seed}|{meta.session}|{meta.agent}|{meta.round}|{meta.kind}")
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         self.calls += 1
         try:
-            out = self._agent_for(request)(ScriptedCall(request, rng))
-            text = await out if inspect.isawaitable(out) else out
+            out = self._agent_for(request)(ScriptedCall(request, self.seed))
+            text = out if isinstance(out, str) else await out
         except BackendError:
             raise
         except Exception as e:  # a scripted agent's bug is reported like an engine error, not hidden
             raise BackendError(f"scripted agent {meta.agent!r} raised {type(e).__name__}: {e}") from e
         limit = request.sampling.max_tokens
-        words = list(_WORD.finditer(text))
         finish = "stop"
-        if len(words) > limit:  # like an engine: the text stops where the token budget ends
+        if len(text) > limit and len(words := list(_WORD.finditer(text))) > limit:
+            # like an engine: the text stops where the token budget ends (a token is ≥ 1 character,
+            # so text no longer than the budget never needs the word scan)
             text, finish = text[: words[limit - 1].end()], "length"
         logprobs: list[float] | None
         if self.tokenizer is not None:  # the policy model's ids, so a trainer can score these turns
@@ -145,7 +162,7 @@ class Scripted:
             prompt_ids = (
                 list(request.prompt_token_ids)
                 if request.prompt_token_ids is not None
-                else [t for m in request.messages for t in tokenize(m.content)]
+                else _prompt_ids(request.messages)
             )
             ids = tokenize(text)
             logprobs = [-1.0] * len(ids) if request.sampling.logprobs else None
