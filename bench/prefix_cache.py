@@ -99,7 +99,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--problems", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--block-size", type=int, default=0, help="KV block size (vLLM's CPU default is 128)")
+    ap.add_argument(
+        "--block-size",
+        type=int,
+        default=0,
+        help="KV block size (0: VLLM()'s default, 32 on CPU; vLLM's own CPU default is 128)",
+    )
     ap.add_argument("--layout", help=argparse.SUPPRESS)  # internal: one layout, in its own process
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

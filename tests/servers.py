@@ -27,13 +27,16 @@ def engine_processes() -> set[int]:
     return {int(line.split()[0]) for line in out.splitlines()[1:] if "VLLM" in line}
 
 
-def start_server(port: int, log: Path, *, max_model_len: int = 2048) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, log: Path, *, max_model_len: int = 2048, block_size: int = 32
+) -> subprocess.Popen[bytes]:
     """The embedded model behind the OpenAI-compatible server, served as ``smollm2``. Its output goes
     to ``log`` (a pipe nobody reads would fill up and stall the server)."""
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", provision(),
         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
         "--max-model-len", str(max_model_len), "--dtype", "float32", "--seed", "0",
+        "--block-size", str(block_size),  # as VLLM() picks on CPU, so both sides cache prefixes alike
     ]  # fmt: skip
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
     with log.open("wb") as fh:

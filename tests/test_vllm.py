@@ -84,6 +84,13 @@ async def test_logprobs_and_sampling_come_from_the_engine(engine: VLLM) -> None:
     assert all(lp <= 0.0 for lp in a.logprobs)
 
 
+async def test_prefixes_are_shared_in_32_token_blocks_on_cpu(engine: VLLM) -> None:
+    # vLLM's CPU default (128) never shares a prefix as short as a team prompt's
+    assert engine.engine.vllm_config.cache_config.block_size == 32
+    with pytest.raises(ag.ConfigError, match="block_size"):
+        VLLM(block_size=50)
+
+
 async def test_prompt_over_context_is_refused_before_sending(engine: VLLM) -> None:
     with pytest.raises(ag.ConfigError, match="over the context"):
         await debate().solve("seven " * 3000, engine)

@@ -1,0 +1,50 @@
+"""The bench scripts run what they claim: checked on the scripted backend (figures live in docs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(script: str, *argv: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, f"bench/{script}", *argv, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_tokens_bench_counts_every_team_and_shows_the_summary_bound() -> None:
+    out = bench("tokens.py", "--backend", "scripted", "--problems", "6", "--agents", "2,3,6")
+    rows = {r["team"]: r for r in out["rows"]}
+    assert set(rows) == {"full:3", "full:3+summarize", "chain:3", "tree:2x1", "pruned:3"}
+    for r in rows.values():
+        assert r["n"] == 6
+        assert (
+            r["tokens_per_problem"] == r["prompt_tokens_per_problem"] + r["completion_tokens_per_problem"] > 0
+        )
+    assert rows["full:3"]["turns_per_problem"] == 6
+    assert rows["full:3+summarize"]["turns_per_problem"] == 7  # one summary between the two rounds
+    # the ring reads fewer peer messages than the full debate, so its prompts are shorter
+    assert rows["pruned:3"]["prompt_tokens_per_problem"] < rows["full:3"]["prompt_tokens_per_problem"]
+    full_max = [b["round1_prompt_max"] for b in out["bound"] if b["policy"] == "full"]
+    summ_max = [b["round1_prompt_max"] for b in out["bound"] if b["policy"] == "summarize"]
+    assert full_max[0] < full_max[1] < full_max[2]  # every peer's answer is in the prompt
+    assert max(summ_max) - min(summ_max) < out["summary_cap_tokens"] and out["summarize_bounded"] is True
+
+
+def test_scheduler_bench_reports_rates_and_memory() -> None:
+    out = bench("scheduler.py", "--big", "300")
+    assert set(out["by_sessions"]) == {"1", "100", "300"}
+    assert out["agent_turns_per_s"] == max(out["by_sessions"].values()) > 0
+    assert out["mb_per_1000_sessions"] > 0
