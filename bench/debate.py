@@ -181,11 +181,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         assert server is not None
                         res = await team_way(team, server, problems)
                     runs[way].append(res)
-                    if not args.json:
-                        rate = res[1] / res[0]
-                        print(
-                            f"repeat {rep} {way:>18}: {res[1]:6d} tokens, {res[0]:7.1f} s, {rate:6.1f} tok/s"
-                        )
+                    rate = res[1] / res[0]
+                    print(  # progress on stderr, so --json's last stdout line stays the summary
+                        f"repeat {rep} {way:>18}: {res[1]:6d} tokens, {res[0]:7.1f} s, {rate:6.1f} tok/s",
+                        file=sys.stderr,
+                    )
     finally:
         if proc is not None:
             stop(proc)
