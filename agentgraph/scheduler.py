@@ -76,8 +76,12 @@ class _Session:
             meta=RequestMeta(
                 session=self.session, agent=agent, role=role.name, round=rnd, kind=kind, problem=self.problem
             ),
-            request_id=f"{self.session}:r{rnd}:{agent}:{self.nonce}-a1",
+            request_id=self.request_id(rnd, agent, 1),
         )
+
+    def request_id(self, rnd: int, agent: str, attempt: int) -> str:
+        # a fresh id per attempt: an aborted id is never reused inside the engine
+        return f"{self.session}:r{rnd}:{agent}:{self.nonce}-a{attempt}"
 
     def check_context(self) -> None:
         limit = self.backend.max_context
@@ -116,11 +120,10 @@ class _Session:
         def attempt() -> Awaitable[Completion]:
             nonlocal tries
             tries += 1
-            # a fresh request id per attempt: an aborted id is never reused inside the engine
+            if tries == 1:
+                return self.backend.generate(req)
             return self.backend.generate(
-                req
-                if tries == 1
-                else dataclasses.replace(req, request_id=req.request_id.removesuffix("-a1") + f"-a{tries}")
+                dataclasses.replace(req, request_id=self.request_id(rnd, agent, tries))
             )
 
         try:

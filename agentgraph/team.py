@@ -71,8 +71,9 @@ class Team:
         self.adapters = dict(adapters or {})
         self.sampling = sampling
         self.retry = retry if retry is not None else RetryPolicy()
-        for agent in topology.agents:
-            self.roles[topology.role_of(agent)]  # raises a ConfigError naming the unknown role
+        # the scheduler asks for an agent's role every turn; the lookup raises a ConfigError naming
+        # an unknown role, so building the map is also the check
+        self._role_of = {a: self.roles[topology.role_of(a)] for a in topology.agents}
         if isinstance(self.policy, Summarize):
             self.roles[self.policy.role]
         if self.decision.name == "judge":
@@ -80,7 +81,6 @@ class Team:
         check_applicable(self.decision, topology)
         self.generations = topology.generations()
         # the scheduler asks these once per turn; networkx edge views cost more than the rest of a turn
-        self._role_of = {a: self.roles[topology.role_of(a)] for a in topology.agents}
         self.spatial_predecessors = {a: topology.spatial_predecessors(a) for a in topology.agents}
         self.temporal_predecessors = {a: topology.temporal_predecessors(a) for a in topology.agents}
 

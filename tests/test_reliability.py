@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import agentgraph as ag
-from agentgraph.backends import Faulty, OpenAI, Scripted
+from agentgraph.backends import Faulty, OpenAI, Scripted, ScriptedCall
 from agentgraph.backends.faulty import GARBAGE
 from agentgraph.errors import BackendError
 from agentgraph.retry import RetryPolicy
@@ -63,15 +63,20 @@ async def test_an_agent_that_always_fails_degrades_the_session() -> None:
 
 async def test_transient_errors_are_retried_then_given_up() -> None:
     calls = 0
+    ids: list[str] = []
 
-    def flaky(call: object) -> str:
+    def flaky(call: ScriptedCall) -> str:
         nonlocal calls
         calls += 1
+        ids.append(call.request.request_id)
         raise BackendError("503", transient=True)
 
-    r = await ag.Team(full(1), rounds=1, retry=FAST).solve("p", Scripted(default=flaky))
+    r = await ag.Team(full(1), rounds=1, retry=FAST).solve("p", Scripted(default=flaky), session_id="s")
     (t,) = r.turns
     assert calls == 3 and t.attempts == 3 and len(t.failed_attempts) == 3 and t.error is not None
+    # every attempt is a new request id (an aborted id is never reused inside an engine)
+    assert len(set(ids)) == 3 and all(i.startswith("s:r0:a0:") for i in ids)
+    assert [i.rsplit("-", 1)[1] for i in ids] == ["a1", "a2", "a3"]
 
 
 async def test_per_request_timeout_cancels_and_retries() -> None:
