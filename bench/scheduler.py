@@ -6,9 +6,15 @@ Scripted backend with zero latency (agents answer ``\\boxed{1}`` at once), so th
 framework's own: prompt building, request bookkeeping, tokenizing, answer parsing, transcripts and
 decisions. A 3-agent full debate, 2 rounds (6 turns per session), run with 1, 100 and 10,000
 sessions in flight at once. Memory: tracemalloc's peak during a separate 10,000-session run.
+
+Absolute rates swing about 2x between runs on shared machines, so the same run also times the bare
+asyncio skeleton of the workload (a task per session, a task per agent, a gather per generation, no
+work) at 100 sessions and reports ``overhead_ratio`` = our time per turn / the skeleton's: the figure
+to compare across commits.
+
 With ``--json`` the last line is one JSON object with ``agent_turns_per_s`` (the best of the three),
-``mb_per_1000_sessions``, ``by_sessions`` and ``loop`` (``--loop uvloop`` runs on uvloop, which
-vLLM installs; the default is the standard library's loop).
+``mb_per_1000_sessions``, ``by_sessions``, ``skeleton_turns_per_s``, ``overhead_ratio`` and ``loop``
+(``--loop uvloop`` runs on uvloop, which vLLM installs; the default is the standard library's loop).
 """
 
 from __future__ import annotations
@@ -39,6 +45,23 @@ async def run(n: int, team: ag.Team) -> float:
     return turns / dt
 
 
+async def skeleton(n: int, rounds: int = 2, agents: int = 3) -> float:
+    """The same dependency structure with no work: what asyncio alone costs per agent-turn."""
+
+    async def turn() -> int:
+        return 1
+
+    async def session() -> int:
+        done = 0
+        for _ in range(rounds):  # full:3 has one spatial generation of three agents per round
+            done += sum(await asyncio.gather(*(asyncio.ensure_future(turn()) for _ in range(agents))))
+        return done
+
+    t = time.perf_counter()
+    turns = sum(await asyncio.gather(*(session() for _ in range(n))))
+    return turns / (time.perf_counter() - t)
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     team = ag.Team(full(3), rounds=2)
     by: dict[str, float] = {}
@@ -54,13 +77,21 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 rates.append(await run(n, team))
         by[str(n)] = round(max(rates), 1)
         print(f"{n:>6} sessions in flight: {by[str(n)]:,.0f} agent-turns/s")
+    bare = max([await skeleton(100) for _ in range(10)])
+    ratio = bare / by["100"]
+    print(f"bare asyncio skeleton at 100 sessions: {bare:,.0f} agent-turns/s; overhead ratio {ratio:.2f}")
     tracemalloc.start()
     await run(args.big, team)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     mb = peak / 2**20 / (args.big / 1000)
     print(f"peak memory: {peak / 2**20:.0f} MB for {args.big:,} sessions = {mb:.1f} MB per 1,000 sessions")
-    return {"agent_turns_per_s": max(by.values()), "mb_per_1000_sessions": round(mb, 2), "by_sessions": by}
+    return {
+        "agent_turns_per_s": max(by.values()),
+        "mb_per_1000_sessions": round(mb, 2), "by_sessions": by,
+        "skeleton_turns_per_s": round(bare, 1),
+        "overhead_ratio": round(ratio, 2),
+    }
 
 
 if __name__ == "__main__":
