@@ -1,33 +1,87 @@
 """agentgraph: teams of small reasoning models on networkx graphs, served by vLLM, trained with GRPO.
 
-The public API::
+Everything the README's examples use is here::
 
     import agentgraph as ag
-    from topologies import full
 
-    team = ag.Team(full(3), rounds=2, inter_round="summarize", decision="majority")
+    team = ag.Team(ag.full(3), rounds=2, inter_round="summarize", decision="majority")
     async with ag.backends.VLLM() as engine:          # embedded default model
-        result = await team.solve("Tom has 3 apples and buys 4 more. How many?", engine)
+        result = await ag.solve(team, "Tom has 3 apples and buys 4 more. How many?", engine)
     print(result.answer, result.usage.completion_tokens)
+
+The trainers (``ag.GraphGRPOTrainer``, ``ag.RoleGRPOTrainer``, ``ag.JointTrainer`` and their configs)
+are imported on first use, so ``import agentgraph`` does not import torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from agentgraph import backends
 from agentgraph.answers import answer_key, extract, is_correct
-from agentgraph.decisions import Decision
+from agentgraph.builders import chain, from_spec, full, layered, pruned, random_graph, single, star, tree
+from agentgraph.datasets import Problem, load_dataset
+from agentgraph.decisions import Decision, DecisionRule
 from agentgraph.errors import BackendError, ConfigError
+from agentgraph.evaluation import compare, evaluate
+from agentgraph.inter_round import InterRound
 from agentgraph.messages import ChatMessage, Turn, Usage
+from agentgraph.metrics import Metrics
+from agentgraph.retry import RetryPolicy
+from agentgraph.roles import Role, RoleBook
 from agentgraph.sampling import Sampling, SamplingOverrides
+from agentgraph.scheduler import solve, solve_many
 from agentgraph.team import Team
 from agentgraph.topology import Topology
 from agentgraph.transcript import SessionResult, TranscriptWriter, load
 
+if TYPE_CHECKING:
+    from agentgraph.train import (
+        GraphGRPOConfig,
+        GraphGRPOTrainer,
+        JointConfig,
+        JointTrainer,
+        RoleGRPOConfig,
+        RoleGRPOTrainer,
+    )
+
 __version__ = "0.1.0"
+
+_TRAINERS = (
+    "GraphGRPOConfig",
+    "GraphGRPOTrainer",
+    "JointConfig",
+    "JointTrainer",
+    "RoleGRPOConfig",
+    "RoleGRPOTrainer",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRAINERS:  # torch, transformers and peft load only when a trainer is asked for
+        return getattr(importlib.import_module("agentgraph.train"), name)
+    raise AttributeError(f"module 'agentgraph' has no attribute {name!r}")
+
 
 __all__ = [
     "BackendError",
     "ChatMessage",
     "ConfigError",
     "Decision",
+    "DecisionRule",
+    "GraphGRPOConfig",
+    "GraphGRPOTrainer",
+    "InterRound",
+    "JointConfig",
+    "JointTrainer",
+    "Metrics",
+    "Problem",
+    "RetryPolicy",
+    "Role",
+    "RoleBook",
+    "RoleGRPOConfig",
+    "RoleGRPOTrainer",
     "Sampling",
     "SamplingOverrides",
     "SessionResult",
@@ -38,7 +92,21 @@ __all__ = [
     "Usage",
     "answer_key",
     "backends",
+    "chain",
+    "compare",
+    "evaluate",
     "extract",
+    "from_spec",
+    "full",
     "is_correct",
+    "layered",
     "load",
+    "load_dataset",
+    "pruned",
+    "random_graph",
+    "single",
+    "solve",
+    "solve_many",
+    "star",
+    "tree",
 ]

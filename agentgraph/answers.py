@@ -7,14 +7,18 @@
 - Model text is never executed; it is only parsed, truncated to its last ``MAX_CHARS`` characters and
   under math-verify's own time limit, so a hostile output cannot hang or crash a run.
 - A regex fast path handles plain numbers without sympy (the scheduler benchmark parses 10⁴ turns/s).
+- Results are cached, except a math-verify *timeout*: that says the machine was slow, not that the
+  text is wrong, so the call returns "no answer" / "wrong" this time and is tried again next time.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from math_verify import parse, verify
+from math_verify.errors import TimeoutException
 
 MAX_CHARS = 4000
 TIMEOUT_S = 3
@@ -33,9 +37,26 @@ def _number_key(s: str) -> str | None:
     return f"{x:.10g}"
 
 
-@lru_cache(maxsize=65536)
+def _parse(text: str) -> list[Any] | None:
+    """math-verify's parse, ``None`` when the text does not parse; a timeout propagates."""
+    try:
+        return list(parse(text, parsing_timeout=TIMEOUT_S, raise_on_error=True))
+    except TimeoutException:
+        raise
+    except Exception:  # lark and sympy raise many types on malformed text: it has no parse
+        return None
+
+
 def extract(text: str | None) -> str | None:
     """The final answer of a completion as a string, or ``None`` if none can be parsed."""
+    try:
+        return _extract(text)
+    except TimeoutException:  # not cached: lru_cache does not keep calls that raise
+        return None
+
+
+@lru_cache(maxsize=65536)
+def _extract(text: str | None) -> str | None:
     if not text:
         return None
     tail = text[-MAX_CHARS:]
@@ -44,27 +65,28 @@ def extract(text: str | None) -> str | None:
     last_box = tail.rfind("\\boxed")
     if last_box >= 0 and (m := _BOXED_NUMBER.match(tail, last_box)) is not None:
         return m.group(1)
-    try:
-        parsed = parse(tail, parsing_timeout=TIMEOUT_S)
-    except Exception:  # math-verify raises on pathological input; that output has no answer
-        return None
-    if len(parsed) < 2:
+    parsed = _parse(tail)
+    if parsed is None or len(parsed) < 2:
         return None
     return str(parsed[1])
 
 
-@lru_cache(maxsize=65536)
 def answer_key(answer: str | None) -> str | None:
     """A canonical form for voting: ``7``, ``7.0`` and ``\\boxed{7}`` share one key."""
+    try:
+        return _answer_key(answer)
+    except TimeoutException:  # the raw text is the key this time; not cached
+        return None if answer is None else answer.strip()
+
+
+@lru_cache(maxsize=65536)
+def _answer_key(answer: str | None) -> str | None:
     if answer is None:
         return None
     s = answer.strip().strip("$").strip()
     if (k := _number_key(s.replace(",", ""))) is not None:
         return k
-    try:
-        parsed = parse(f"${s}$", parsing_timeout=TIMEOUT_S)
-    except Exception:
-        return s
+    parsed = _parse(f"${s}$")
     if parsed:
         v = parsed[0]
         try:
@@ -76,19 +98,35 @@ def answer_key(answer: str | None) -> str | None:
     return s
 
 
-@lru_cache(maxsize=65536)
 def is_correct(pred: str | None, gold: str) -> bool:
-    """Whether ``pred`` equals ``gold`` (gold parsed first). ``None`` is wrong."""
+    """Whether ``pred`` equals ``gold`` (gold parsed first). ``None`` is wrong.
+
+    Examples
+    --------
+    >>> is_correct("\\frac{1}{2}", "0.5"), is_correct("7.0", "7"), is_correct(None, "7")
+    (True, True, False)
+    """
+    try:
+        return _is_correct(pred, gold)
+    except TimeoutException:  # scored wrong this time, not cached: a slow machine is not a verdict
+        return False
+
+
+@lru_cache(maxsize=65536)
+def _is_correct(pred: str | None, gold: str) -> bool:
     if pred is None:
         return False
     kp, kg = answer_key(pred), answer_key(gold)
     if kp is not None and kp == kg:
         return True
+    g, p = _parse(f"${gold}$"), _parse(f"${pred}$")
+    if not g or not p:
+        return False
     try:
-        g = parse(f"${gold}$", parsing_timeout=TIMEOUT_S)
-        p = parse(f"${pred}$", parsing_timeout=TIMEOUT_S)
-        return bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=TIMEOUT_S))
-    except Exception:
+        return bool(verify(g, p, timeout_seconds=TIMEOUT_S, raise_on_error=True))
+    except TimeoutException:
+        raise
+    except Exception:  # sympy raises many types comparing odd expressions: they are not equal
         return False
 
 

@@ -7,20 +7,26 @@
 - ``chain_tail`` — the answer of the last agent in spatial order (the end of a chain).
 - ``tree_root`` — the answer of the node marked ``root=True`` (``tree``/``star`` builders), else the
   single spatial sink.
+
+A rule is an object with behaviour: ``check`` (at team build time) and ``decide`` (after the last
+round). A user-written rule only has to provide the same three members (:class:`DecisionRule`).
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentgraph.answers import answer_key
 from agentgraph.errors import ConfigError
 from agentgraph.messages import Turn
+from agentgraph.prompts import Speak, view
+from agentgraph.roles import Role
 from agentgraph.topology import Topology
 
 DecisionName = Literal["majority", "weighted", "judge", "chain_tail", "tree_root"]
@@ -37,32 +43,148 @@ class Decision(BaseModel):
     note: str = ""
 
 
+@runtime_checkable
+class DecisionRule(Protocol):
+    """What a decision rule provides to the scheduler."""
+
+    @property
+    def name(self) -> str: ...
+
+    def check(self, topology: Topology, roles: Mapping[str, Role]) -> None:
+        """Raise :class:`ConfigError` if the rule cannot decide for this team."""
+        ...
+
+    async def decide(
+        self, topology: Topology, last: list[Turn], session: str, roles: Mapping[str, Role], speak: Speak
+    ) -> Decision:
+        """The team's answer from the last round's turns (``speak`` asks one more agent, e.g. a judge)."""
+        ...
+
+
 @dataclass(frozen=True)
-class DecisionRule:
-    name: DecisionName
-    judge_role: str = "judge"
+class Majority:
+    name: str = "majority"
+
+    def check(self, topology: Topology, roles: Mapping[str, Role]) -> None:
+        return None
+
+    async def decide(
+        self, topology: Topology, last: list[Turn], session: str, roles: Mapping[str, Role], speak: Speak
+    ) -> Decision:
+        return vote(last, {}, session, self.name)
+
+
+@dataclass(frozen=True)
+class Weighted:
+    name: str = "weighted"
+
+    def check(self, topology: Topology, roles: Mapping[str, Role]) -> None:
+        return None
+
+    async def decide(
+        self, topology: Topology, last: list[Turn], session: str, roles: Mapping[str, Role], speak: Speak
+    ) -> Decision:
+        weights = {a: float(d.get("weight", 1.0)) for a, d in topology.nodes(data=True)}
+        return vote(last, weights, session, self.name)
+
+
+@dataclass(frozen=True)
+class Judge:
+    role: str = "judge"
+    name: str = "judge"
+
+    def check(self, topology: Topology, roles: Mapping[str, Role]) -> None:
+        roles[self.role]  # a RoleBook raises a ConfigError naming an unknown role
+
+    async def decide(
+        self, topology: Topology, last: list[Turn], session: str, roles: Mapping[str, Role], speak: Speak
+    ) -> Decision:
+        answered = [view(t, "temporal") for t in last if t.ok]
+        rnd = max((t.round for t in last), default=0)
+        judge = await speak("judge", roles[self.role], rnd, "judge", answered)
+        if judge.answer is not None:
+            return Decision(method=self.name, answer=judge.answer, decider="judge")
+        fallback = vote(last, {}, session, self.name)
+        fallback.note = "the judge gave no parseable answer; fell back to majority"
+        return fallback
+
+
+@dataclass(frozen=True)
+class ChainTail:
+    name: str = "chain_tail"
+
+    def check(self, topology: Topology, roles: Mapping[str, Role]) -> None:
+        if len(topology.sinks()) != 1:
+            raise ConfigError(
+                "decision",
+                "chain_tail needs exactly one spatial sink",
+                "use majority, or a chain/tree topology",
+            )
+
+    async def decide(
+        self, topology: Topology, last: list[Turn], session: str, roles: Mapping[str, Role], speak: Speak
+    ) -> Decision:
+        return _answer_of(self.name, topology.generations()[-1][-1], last)
+
+
+@dataclass(frozen=True)
+class TreeRoot:
+    name: str = "tree_root"
+
+    def check(self, topology: Topology, roles: Mapping[str, Role]) -> None:
+        if _root(topology) is None:
+            raise ConfigError(
+                "decision", "tree_root needs a node with root=True or one spatial sink", "use tree(...)"
+            )
+
+    async def decide(
+        self, topology: Topology, last: list[Turn], session: str, roles: Mapping[str, Role], speak: Speak
+    ) -> Decision:
+        root = _root(topology)
+        assert root is not None  # check() refused the team otherwise
+        return _answer_of(self.name, root, last)
+
+
+def _answer_of(method: str, who: str, last: list[Turn]) -> Decision:
+    t = next((t for t in last if t.agent == who), None)
+    return Decision(
+        method=method,
+        answer=t.answer if t is not None else None,
+        decider=who,
+        note="" if t is not None and t.ok else f"{who} did not answer",
+    )
+
+
+_RULES: dict[str, type[Majority | Weighted | ChainTail | TreeRoot]] = {
+    "majority": Majority,
+    "weighted": Weighted,
+    "chain_tail": ChainTail,
+    "tree_root": TreeRoot,
+}
 
 
 def parse_decision(spec: str | DecisionRule) -> DecisionRule:
-    if isinstance(spec, DecisionRule):
+    """``majority``, ``weighted``, ``judge[:ROLE]``, ``chain_tail``, ``tree_root``, or a rule object.
+
+    Examples
+    --------
+    >>> parse_decision("judge")
+    Judge(role='judge', name='judge')
+    >>> parse_decision("tree_root").name
+    'tree_root'
+    """
+    if not isinstance(spec, str):
+        if not isinstance(spec, DecisionRule):
+            raise ConfigError(
+                "decision", f"{type(spec).__name__} is not a decision rule", "use a string or a rule object"
+            )
         return spec
-    name, _, rest = str(spec).partition(":")
-    if name not in DECISIONS:
-        raise ConfigError("decision", f"unknown decision {spec!r}", f"use one of {', '.join(DECISIONS)}")
+    name, _, rest = spec.partition(":")
     if name == "judge":
-        return DecisionRule("judge", judge_role=rest or "judge")
-    return DecisionRule(name)
-
-
-def check_applicable(rule: DecisionRule, topology: Topology) -> None:
-    if rule.name == "chain_tail" and len(topology.sinks()) != 1:
-        raise ConfigError(
-            "decision", "chain_tail needs exactly one spatial sink", "use majority, or a chain/tree topology"
-        )
-    if rule.name == "tree_root" and _root(topology) is None:
-        raise ConfigError(
-            "decision", "tree_root needs a node with root=True or one spatial sink", "use tree(...)"
-        )
+        return Judge(role=rest or "judge")
+    if name not in _RULES or rest:
+        raise ConfigError("decision", f"unknown decision {spec!r}", f"use one of {', '.join(DECISIONS)}")
+    return _RULES[name]()
 
 
 def _root(topology: Topology) -> str | None:
@@ -92,26 +214,4 @@ def vote(turns: list[Turn], weights: dict[str, float], session: str, method: str
         answer=first[pick],
         votes=dict(tally),
         note="tie broken at random" if len(tied) > 1 else "",
-    )
-
-
-def decide_without_judge(rule: DecisionRule, topology: Topology, last: list[Turn], session: str) -> Decision:
-    by_agent = {t.agent: t for t in last}
-    if rule.name in ("majority", "judge"):
-        return vote(last, {}, session, rule.name)
-    if rule.name == "weighted":
-        weights = {a: float(d.get("weight", 1.0)) for a, d in topology.nodes(data=True)}
-        return vote(last, weights, session, "weighted")
-    if rule.name == "chain_tail":
-        who = topology.generations()[-1][-1]
-    else:
-        root = _root(topology)
-        assert root is not None
-        who = root
-    t = by_agent.get(who)
-    return Decision(
-        method=rule.name,
-        answer=t.answer if t is not None else None,
-        decider=who,
-        note="" if t is not None and t.ok else f"{who} did not answer",
     )

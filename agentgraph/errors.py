@@ -6,6 +6,12 @@ with status 2 instead of a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
 
 class ConfigError(ValueError):
     """Bad input, found before any request is sent."""
@@ -26,3 +32,34 @@ class BackendError(RuntimeError):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+def from_validation(e: ValidationError, where: str = "", fix: str = "") -> ConfigError:
+    """The first error of a pydantic validation as a :class:`ConfigError` naming its field.
+
+    ``where`` prefixes the field (``"config."``, ``"role solver.yaml: "``).
+    """
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "options"
+    return ConfigError(f"{where}{loc}", err["msg"], fix)
+
+
+def read_yaml_mapping(path: str | Path, field: str, example: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; every way it can be wrong is one :class:`ConfigError`
+    on ``field`` (missing, not UTF-8, bad syntax with its line, not a mapping)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(field, f"file {str(p)!r} does not exist", "give the path of a YAML file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(field, f"{p} is not UTF-8 text", "save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        at = f" at line {line + 1}" if line is not None else ""
+        raise ConfigError(field, f"{p} is not valid YAML{at}", "fix its syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(field, f"{p} must be a YAML mapping", f"write {example}")
+    return {str(k): v for k, v in data.items()}

@@ -1,138 +1,41 @@
 """Evaluation: a team over a dataset, every session in flight, resumable, with exact accounting.
 
-``evaluate`` writes into one run directory:
+``evaluate`` writes into one run directory (or, with ``out=None``, keeps everything in memory — what
+trainers use for their held-out curves):
 
 - ``transcripts.jsonl`` — every session header, turn and result, appended and flushed (fsync'ed) as
   they happen; the session id is the problem id, so ``resume=True`` skips problems whose result is
   already on disk and re-runs only unfinished ones (their partial turns are superseded, never
   counted twice);
-- ``metrics.json`` — :class:`Metrics`, written atomically (temp file + rename).
+- ``metrics.json`` — :class:`~agentgraph.metrics.Metrics`, written atomically (temp file + rename);
+- with ``report=True``: ``report.md``/``report.html`` and their plots (:mod:`agentgraph.reports`).
 
-Metrics: accuracy with a 95% Wilson interval; maj@k over the agents' last-round answers (whatever the
-decision rule); oracle (some agent right in the last round); agreement (all agents gave the same
-parseable answer); per-agent and per-round accuracy; tokens per problem (prompt/completion, by agent,
-round and edge); session latency p50/p95; tokens per solved problem.
+``compare`` evaluates several teams on the same problems, one after another (so each team's wall
+time is its own), each into ``out/<name>``, and writes ``compare.md`` with its plot. ``run_dir``
+names a fresh run folder (``runs/<command>-<time>``).
 """
 
 from __future__ import annotations
 
-import math
 import os
+import sys
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict
-
-from agentgraph.answers import answer_key, is_correct
+from agentgraph import scheduler
 from agentgraph.backends.base import Backend
 from agentgraph.datasets import Problem
-from agentgraph.decisions import vote
 from agentgraph.errors import ConfigError
+from agentgraph.metrics import Metrics, compute_metrics
+from agentgraph.reports import write_compare_report, write_run_report
 from agentgraph.team import Team
 from agentgraph.transcript import SessionResult, TranscriptWriter, load
 
 
-class Metrics(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    team: str
-    n: int
-    correct: int
-    accuracy: float
-    ci95_low: float
-    ci95_high: float
-    maj_at_k: float
-    oracle: float
-    agreement: float
-    unparseable: float
-    per_agent_accuracy: dict[str, float]
-    per_round_accuracy: dict[int, float]
-    per_round_agent_accuracy: dict[int, float]
-    prompt_tokens_per_problem: float
-    completion_tokens_per_problem: float
-    tokens_by_agent: dict[str, float]
-    tokens_by_round: dict[int, float]
-    tokens_by_edge: dict[str, float]
-    tokens_per_solved: float | None
-    latency_p50_s: float
-    latency_p95_s: float
-    errors: int
-    wall_s: float = 0.0
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: float = 0.0) -> Metrics:
-    n = len(results)
-    if n == 0:
-        raise ConfigError("results", "no finished sessions", "run at least one problem")
-    correct = sum(1 for r in results if r.correct)
-    lo, hi = wilson(correct, n)
-    maj = oracle = agree = unparse = 0
-    agent_right: dict[str, int] = defaultdict(int)
-    round_right: dict[int, int] = defaultdict(int)
-    round_agent_right: dict[int, list[float]] = defaultdict(list)
-    by_agent: dict[str, float] = defaultdict(float)
-    by_round: dict[int, float] = defaultdict(float)
-    by_edge: dict[str, float] = defaultdict(float)
-    for r in results:
-        gold = r.gold or ""
-        last = [t for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1]
-        maj += bool(is_correct(vote(last, {}, r.session, "majority").answer, gold))
-        oracle += any(is_correct(t.answer, gold) for t in last)
-        keys = {answer_key(t.answer) for t in last}
-        agree += len(keys) == 1 and None not in keys
-        unparse += r.answer is None
-        for t in last:
-            agent_right[t.agent] += is_correct(t.answer, gold)
-        for rnd in range(r.rounds_run):
-            turns = [t for t in r.turns if t.kind == "agent" and t.round == rnd]
-            round_right[rnd] += bool(is_correct(vote(turns, {}, r.session, "majority").answer, gold))
-            round_agent_right[rnd].append(sum(is_correct(t.answer, gold) for t in turns) / max(1, len(turns)))
-        for a, u in r.usage_by_agent.items():
-            by_agent[a] += u.total_tokens / n
-        for rnd, u in r.usage_by_round.items():
-            by_round[rnd] += u.total_tokens / n
-        for e, tok in r.tokens_by_edge.items():
-            by_edge[e] += tok / n
-    lat = np.array([r.wall_s for r in results])
-    total_tokens = sum(r.usage.total_tokens for r in results)
-    return Metrics(
-        team=team_name,
-        n=n,
-        correct=correct,
-        accuracy=correct / n,
-        ci95_low=lo,
-        ci95_high=hi,
-        maj_at_k=maj / n,
-        oracle=oracle / n,
-        agreement=agree / n,
-        unparseable=unparse / n,
-        per_agent_accuracy={a: k / n for a, k in sorted(agent_right.items())},
-        per_round_accuracy={rnd: k / n for rnd, k in sorted(round_right.items())},
-        per_round_agent_accuracy={rnd: float(np.mean(v)) for rnd, v in sorted(round_agent_right.items())},
-        prompt_tokens_per_problem=sum(r.usage.prompt_tokens for r in results) / n,
-        completion_tokens_per_problem=sum(r.usage.completion_tokens for r in results) / n,
-        tokens_by_agent=dict(by_agent),
-        tokens_by_round=dict(sorted(by_round.items())),
-        tokens_by_edge=dict(by_edge),
-        tokens_per_solved=total_tokens / correct if correct else None,
-        latency_p50_s=float(np.percentile(lat, 50)),
-        latency_p95_s=float(np.percentile(lat, 95)),
-        errors=sum(r.errors for r in results),
-        wall_s=wall_s,
-    )
+def run_dir(command: str, root: str | Path = "runs") -> Path:
+    """``root/<command>-<YYYYmmdd-HHMMSS>``: where a command writes when no ``--out`` is given."""
+    return Path(root) / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def prepare_out(out: Path, *, resume: bool) -> Path:
@@ -173,33 +76,77 @@ async def evaluate(
     team: Team,
     problems: Sequence[Problem],
     backend: Backend,
-    out: str | Path,
+    out: str | Path | None = None,
     *,
     resume: bool = False,
     progress: bool = True,
     name: str | None = None,
+    session_prefix: str = "",
+    report: bool = False,
 ) -> tuple[Metrics, list[SessionResult]]:
-    """Run ``team`` on every problem (all in flight), write transcripts and metrics into ``out``."""
-    out = Path(out)
-    for p in problems:  # refuse over-long prompts before anything is written or sent
-        team.check_context(p.question, backend)
-    transcript = prepare_out(out, resume=resume)
-    done = finished_results(transcript)
-    todo = [p for p in problems if p.id not in done]
+    """Run ``team`` on every problem (all in flight); metrics and results in the order of ``problems``.
+
+    Parameters
+    ----------
+    out : path, optional
+        The run directory (transcripts, metrics, report). ``None``: nothing is written.
+    resume : bool
+        Continue a run directory: problems whose result is on disk are not run again.
+    name : str, optional
+        The team's name in the metrics (default: ``team.describe()``).
+    session_prefix : str
+        Prepended to each problem id to make the session id (trainers evaluate the same problems
+        at several steps on one engine).
+    report : bool
+        Also write ``report.md``/``report.html`` and plots into ``out``.
+    """
+    ids = [f"{session_prefix}{p.id}" for p in problems]
+    # every prompt is measured here, before anything is written or sent
+    sessions = scheduler.prepare(
+        team, [p.question for p in problems], backend, golds=[p.answer for p in problems], session_ids=ids
+    )
     start = time.perf_counter()
+    if out is None:
+        results = await scheduler.run(sessions, progress=progress)
+        return compute_metrics(name or team.describe(), results, time.perf_counter() - start), results
+    out = Path(out)
+    transcript = prepare_out(out, resume=resume)
+    # a resumed run's earlier results exist only on disk; this run's come back from the scheduler
+    done = finished_results(transcript) if resume else {}
+    todo = [s for s in sessions if s.session not in done]
     if todo:
         with TranscriptWriter(transcript, durable=True) as writer:
-            await team.solve_many(
-                [p.question for p in todo],
-                backend,
-                golds=[p.answer for p in todo],
-                session_ids=[p.id for p in todo],
-                writer=writer,
-                progress=progress,
-            )
-    wall = time.perf_counter() - start
-    done = finished_results(transcript)
-    results = [done[p.id] for p in problems if p.id in done]
-    metrics = compute_metrics(name or team.describe(), results, wall)
+            for r in await scheduler.run(todo, writer=writer, progress=progress):
+                done[r.session] = r
+    results = [done[sid] for sid in ids]
+    metrics = compute_metrics(name or team.describe(), results, time.perf_counter() - start)
     write_json_atomic(out / "metrics.json", metrics.model_dump_json(indent=2))
+    if report:
+        write_run_report(out, metrics, results, team.topology)
     return metrics, results
+
+
+async def compare(
+    teams: Sequence[tuple[str, Team]],
+    problems: Sequence[Problem],
+    backend: Backend,
+    out: str | Path,
+    *,
+    title: str = "comparison",
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[list[tuple[str, Metrics]], Path]:
+    """Evaluate each named team on ``problems`` into ``out/<name>`` (one after another, so each
+    team's wall time is its own), with its report; then ``out/compare.md``. Returns the metrics by
+    name and the comparison report's path."""
+    out = Path(out)
+    named: list[tuple[str, Metrics]] = []
+    for name, team in teams:
+        if progress:
+            print(f"== {name}: {team.describe()}", file=sys.stderr)
+        folder = out / name.replace(":", "_").replace("/", "_")
+        metrics, _ = await evaluate(
+            team, problems, backend, folder, resume=resume, progress=progress, name=name, report=True
+        )
+        named.append((name, metrics))
+    return named, write_compare_report(out, title, named)

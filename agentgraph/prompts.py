@@ -8,12 +8,12 @@ the model — the framework never interprets it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
-from agentgraph.messages import ChatMessage
-from roles import Role
+from agentgraph.messages import ChatMessage, Turn, TurnKind
+from agentgraph.roles import Role
 
 
 class PeerView(NamedTuple):
@@ -26,6 +26,16 @@ class PeerView(NamedTuple):
     round: int
     text: str
     how: str  # "spatial", "temporal", "own" or "summary"
+
+
+def view(turn: Turn, how: str) -> PeerView:
+    """What a reader is shown of ``turn``, and how it got there (spatial, temporal, own, summary)."""
+    return PeerView(turn.id, turn.agent, turn.role, turn.round, turn.text, how)
+
+
+Speak = Callable[[str, Role, int, TurnKind, Sequence[PeerView]], Awaitable[Turn]]
+"""``speak(agent, role, round, kind, peers)``: one request of a session, recorded as a turn. Inter-round
+policies (a summary) and decision rules (a judge) that need an extra request get it this way."""
 
 
 def cap(text: str, limit: int) -> str:

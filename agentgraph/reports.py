@@ -10,7 +10,7 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from agentgraph.evaluation import Metrics
+from agentgraph.metrics import Metrics
 from agentgraph.plotting import pyplot
 from agentgraph.topology import Topology
 from agentgraph.transcript import SessionResult

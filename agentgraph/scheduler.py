@@ -6,8 +6,10 @@ edges filtered by the inter-round policy. ``run_many`` starts every session at o
 own semaphore bounds what is in flight, so the engine sees the widest batch the dependency structure
 allows (vLLM's continuous batching and prefix caching do the rest).
 
-Before the first request, every round-0 prompt is measured against the backend's context length, so
-an over-long problem is refused instead of failing half-way.
+``solve``/``solve_many`` are :func:`prepare` (build the sessions and measure every round-0 prompt
+against the backend's context, so an over-long problem is refused before any request is sent) then
+:func:`run`. Callers that must refuse before they write anything (``evaluate``) call the two
+separately; each prompt is still measured once.
 """
 
 from __future__ import annotations
@@ -21,34 +23,30 @@ from collections.abc import Awaitable, Sequence
 
 from agentgraph.answers import answer_key, extract, is_correct
 from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
-from agentgraph.decisions import Decision, decide_without_judge, vote
+from agentgraph.decisions import Decision
 from agentgraph.errors import BackendError, ConfigError
-from agentgraph.inter_round import Partial, Summarize
 from agentgraph.messages import Turn, TurnKind, Usage
-from agentgraph.prompts import PeerView, build_messages
+from agentgraph.prompts import PeerView, build_messages, view
 from agentgraph.retry import call_with_retries
+from agentgraph.roles import Role
 from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.team import Team
 from agentgraph.transcript import SessionHeader, SessionResult, TranscriptWriter, TurnRecord
-from roles import Role
 
 
-def _view(t: Turn, how: str) -> PeerView:
-    return PeerView(turn_id=t.id, agent=t.agent, role=t.role, round=t.round, text=t.text, how=how)
+class Session:
+    """One team on one problem; built by :func:`prepare`, run by :func:`run`."""
 
-
-class _Session:
-    def __init__(
-        self, team: Team, problem: str, backend: Backend, session: str, writer: TranscriptWriter | None
-    ) -> None:
+    def __init__(self, team: Team, problem: str, backend: Backend, session: str, gold: str | None) -> None:
         self.team = team
         self.problem = problem
         self.backend = backend
         self.session = session
-        self.writer = writer
+        self.gold = gold
+        self.writer: TranscriptWriter | None = None
         self.turns: list[Turn] = []
-        self.t0 = time.perf_counter()
-        self.logprobs = isinstance(team.policy, Partial) and team.policy.score == "confidence"
+        self.t0 = 0.0
+        self.logprobs = team.policy.logprobs
         # one random nonce per session keeps request ids unique in the engine even when session ids
         # repeat across runs on one engine (a uuid per request cost more than building its prompt)
         self.nonce = os.urandom(4).hex()
@@ -162,41 +160,39 @@ class _Session:
         if self.writer is not None:
             self.writer.write(TurnRecord(turn=turn))
 
-    async def carry(self, rnd: int, prev: dict[str, Turn]) -> dict[str, list[PeerView]]:
-        """What each agent reads from round ``rnd − 1``."""
+    async def run(self, writer: TranscriptWriter | None = None) -> SessionResult:
+        """Every round, then the decision; header, turns and result go to ``writer`` as they happen."""
         team, topo = self.team, self.team.topology
-        answered = {a: t for a, t in prev.items() if t.ok}
-        policy = team.policy
-        out: dict[str, list[PeerView]] = {}
-        if isinstance(policy, Summarize):
-            readers = [a for a in topo.agents if team.temporal_predecessors[a]]
-            if not readers or not answered:
-                return {}
-            role = team.roles[policy.role]
-            peers = [_view(t, "temporal") for t in answered.values()]
-            summary = await self.speak("summary", role, rnd - 1, "summary", peers)
-            if not summary.ok:
-                return {a: [] for a in readers}
-            return {a: [_view(summary, "summary")] for a in readers}
-        scores = policy.scores(list(answered.values())) if isinstance(policy, Partial) else {}
-        order = {a: i for i, a in enumerate(topo.agents)}
-        for agent in topo.agents:
-            preds = [u for u in team.temporal_predecessors[agent] if u in answered]
-            if isinstance(policy, Partial):
-                others = sorted(
-                    (u for u in preds if u != agent), key=lambda u: (-scores.get(u, 0.0), order[u])
+        self.writer = writer
+        self.t0 = time.perf_counter()
+        if writer is not None:
+            writer.write(
+                SessionHeader(
+                    session=self.session,
+                    problem=self.problem,
+                    gold=self.gold,
+                    topology=str(topo.graph.get("name", "topology")),
+                    agents={a: topo.role_of(a) for a in team.agents},
+                    rounds=team.rounds,
+                    inter_round=team.policy.name,
+                    decision=team.decision.name,
                 )
-                preds = ([agent] if agent in preds else []) + others[: policy.k]
-                preds.sort(key=order.__getitem__)
-            out[agent] = [_view(answered[u], "own" if u == agent else "temporal") for u in preds]
-        return out
-
-    async def run(self, gold: str | None) -> SessionResult:
-        team, topo = self.team, self.team.topology
+            )
         prev: dict[str, Turn] = {}
         rounds_run, stopped_early = 0, False
         for rnd in range(team.rounds):
-            carried = await self.carry(rnd, prev) if rnd > 0 else {}
+            carried = (
+                await team.policy.carry(
+                    rnd,
+                    {a: t for a, t in prev.items() if t.ok},
+                    team.agents,
+                    team.temporal_predecessors,
+                    team.roles,
+                    self.speak,
+                )
+                if rnd > 0
+                else {}
+            )
             current: dict[str, Turn] = {}
             for generation in team.generations:
                 # spatial predecessors sit in earlier generations, so every view exists already
@@ -208,7 +204,7 @@ class _Session:
                         "agent",
                         carried.get(agent, [])
                         + [
-                            _view(current[u], "spatial")
+                            view(current[u], "spatial")
                             for u in team.spatial_predecessors[agent]
                             if current[u].ok
                         ],
@@ -226,31 +222,14 @@ class _Session:
                 if len(keys) == 1 and None not in keys:
                     stopped_early = True
                     break
-        last = [prev[a] for a in topo.agents]
-        decision = await self.decide(last, rounds_run)
-        return self.result(gold, decision, rounds_run, stopped_early)
+        last = [prev[a] for a in team.agents]
+        decision = await team.decision.decide(topo, last, self.session, team.roles, self.speak)
+        result = self.result(decision, rounds_run, stopped_early)
+        if writer is not None:
+            writer.write(result)
+        return result
 
-    async def decide(self, last: list[Turn], rounds_run: int) -> Decision:
-        rule = self.team.decision
-        if rule.name != "judge":
-            return decide_without_judge(rule, self.team.topology, last, self.session)
-        answered = [t for t in last if t.ok]
-        judge = await self.speak(
-            "judge",
-            self.team.roles[rule.judge_role],
-            rounds_run - 1,
-            "judge",
-            [_view(t, "temporal") for t in answered],
-        )
-        if judge.answer is not None:
-            return Decision(method="judge", answer=judge.answer, decider="judge")
-        fallback = vote(last, {}, self.session, "judge")
-        fallback.note = "the judge gave no parseable answer; fell back to majority"
-        return fallback
-
-    def result(
-        self, gold: str | None, decision: Decision, rounds_run: int, stopped_early: bool
-    ) -> SessionResult:
+    def result(self, decision: Decision, rounds_run: int, stopped_early: bool) -> SessionResult:
         # plain int counters, one Usage per key at the end (pydantic additions per turn were the
         # largest cost of this function)
         by_agent: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -278,6 +257,7 @@ class _Session:
         def usage(acc: list[int]) -> Usage:
             return Usage(prompt_tokens=acc[0], completion_tokens=acc[1], requests=acc[2])
 
+        gold = self.gold
         return SessionResult(
             session=self.session,
             problem=self.problem,
@@ -297,7 +277,58 @@ class _Session:
         )
 
 
-async def run_session(
+def prepare(
+    team: Team,
+    problems: Sequence[str],
+    backend: Backend,
+    *,
+    golds: Sequence[str | None] | None = None,
+    session_ids: Sequence[str | None] | None = None,
+) -> list[Session]:
+    """One checked :class:`Session` per problem: text present, round-0 prompts within the context."""
+    n = len(problems)
+    golds = list(golds) if golds is not None else [None] * n
+    ids = list(session_ids) if session_ids is not None else [None] * n
+    if len(golds) != n or len(ids) != n:
+        raise ConfigError(
+            "golds", "golds and session_ids must match problems in length", "pass one per problem"
+        )
+    sessions = []
+    for problem, gold, sid in zip(problems, golds, ids, strict=True):
+        if not isinstance(problem, str) or not problem.strip():
+            raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
+        s = Session(team, problem, backend, sid or os.urandom(6).hex(), gold)
+        s.check_context()
+        sessions.append(s)
+    return sessions
+
+
+async def run(
+    sessions: Sequence[Session], *, writer: TranscriptWriter | None = None, progress: bool = False
+) -> list[SessionResult]:
+    """Every session at once; results in the order of ``sessions``."""
+    if len(sessions) == 1 and not progress:
+        return [await sessions[0].run(writer)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(sessions), desc="sessions", unit="session")
+
+    async def one(s: Session) -> SessionResult:
+        r = await s.run(writer)
+        if bar is not None:
+            bar.update(1)
+        return r
+
+    try:
+        return list(await asyncio.gather(*(one(s) for s in sessions)))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+async def solve(
     team: Team,
     problem: str,
     backend: Backend,
@@ -306,32 +337,30 @@ async def run_session(
     session_id: str | None = None,
     writer: TranscriptWriter | None = None,
 ) -> SessionResult:
-    if not isinstance(problem, str) or not problem.strip():
-        raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
-    sid = session_id or os.urandom(6).hex()
-    s = _Session(team, problem, backend, sid, writer)
-    s.check_context()
-    if writer is not None:
-        topo = team.topology
-        writer.write(
-            SessionHeader(
-                session=sid,
-                problem=problem,
-                gold=gold,
-                topology=str(topo.graph.get("name", "topology")),
-                agents={a: topo.role_of(a) for a in topo.agents},
-                rounds=team.rounds,
-                inter_round=team.policy.name,
-                decision=team.decision.name,
-            )
-        )
-    result = await s.run(gold)
-    if writer is not None:
-        writer.write(result)
-    return result
+    """Run ``team`` on one problem.
+
+    Parameters
+    ----------
+    team : Team
+    problem : str
+    backend : Backend
+        A started backend (``async with backend: ...``).
+    gold : str, optional
+        The right answer: the result's ``correct`` is set when it is given.
+    session_id : str, optional
+        Default: a random id.
+    writer : TranscriptWriter, optional
+        Receives the session header, every turn as it finishes, and the result.
+
+    Returns
+    -------
+    SessionResult
+    """
+    [s] = prepare(team, [problem], backend, golds=[gold], session_ids=[session_id])
+    return await s.run(writer)
 
 
-async def run_many(
+async def solve_many(
     team: Team,
     problems: Sequence[str],
     backend: Backend,
@@ -341,28 +370,7 @@ async def run_many(
     writer: TranscriptWriter | None = None,
     progress: bool = False,
 ) -> list[SessionResult]:
-    """Every session at once; results in the order of ``problems``."""
-    n = len(problems)
-    golds = list(golds) if golds is not None else [None] * n
-    ids = list(session_ids) if session_ids is not None else [os.urandom(6).hex() for _ in range(n)]
-    if len(golds) != n or len(ids) != n:
-        raise ConfigError(
-            "golds", "golds and session_ids must match problems in length", "pass one per problem"
-        )
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, desc="sessions", unit="session")
-
-    async def one(i: int) -> SessionResult:
-        r = await run_session(team, problems[i], backend, gold=golds[i], session_id=ids[i], writer=writer)
-        if bar is not None:
-            bar.update(1)
-        return r
-
-    try:
-        return list(await asyncio.gather(*(one(i) for i in range(n))))
-    finally:
-        if bar is not None:
-            bar.close()
+    """Run ``team`` on every problem with every session in flight; results in the order of
+    ``problems``. Every prompt is checked before the first request is sent."""
+    sessions = prepare(team, problems, backend, golds=golds, session_ids=session_ids)
+    return await run(sessions, writer=writer, progress=progress)

@@ -1,27 +1,38 @@
 """A team: a topology, the role cards its agents use, and the protocol (rounds, inter-round policy,
-decision). Everything is checked when the team is built, before any request is sent."""
+decision). Everything is checked when the team is built, before any request is sent.
+
+A team is a value, like a networkx graph: running it is a function over it
+(:func:`agentgraph.solve`, :func:`agentgraph.solve_many`), so the scheduler depends on the team and
+never the other way round.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from agentgraph.backends.base import Adapter, Backend
-from agentgraph.decisions import DecisionRule, check_applicable, parse_decision
+from agentgraph.backends.base import Adapter
+from agentgraph.decisions import DecisionRule, parse_decision
 from agentgraph.errors import ConfigError
-from agentgraph.inter_round import InterRound, Summarize, parse_policy
+from agentgraph.inter_round import InterRound, parse_policy
 from agentgraph.retry import RetryPolicy
+from agentgraph.roles import Role, RoleBook
 from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.topology import Topology
-from agentgraph.transcript import SessionResult, TranscriptWriter
-from roles import Role, RoleBook
 
 OnError = Literal["record", "raise"]
 
 
 class Team:
-    """``Team(full(3), rounds=2, inter_round="summarize", decision="majority")``.
+    """A topology, its role cards and the protocol, checked once and ready to run.
+
+    Parameters
+    ----------
+    topology : Topology
+        The communication graph; its node attribute ``role`` names each agent's card.
+    rounds, inter_round, decision, roles, early_stop, on_error, adapters, sampling, retry
+        The protocol, described below.
 
     - ``rounds`` ≥ 1; in each round every agent speaks once, spatial generations in order, agents of
       one generation concurrently; round r reads only round r−1 across temporal edges.
@@ -34,6 +45,21 @@ class Team:
     - ``sampling``: team-wide overrides applied over every role's defaults (agent overrides win).
     - ``retry``: :class:`RetryPolicy` — transient failures (server errors, timeouts) are retried with
       exponential backoff and jitter (default 3 attempts); every failed attempt is kept on the turn.
+
+    Edge logits are not read here: a team runs every edge of its topology. Sampling graphs from the
+    logits is what :meth:`Topology.sample` and the graph trainer do.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> import agentgraph as ag
+    >>> team = ag.Team(ag.full(3), rounds=2, inter_round="summarize")
+    >>> team.describe()
+    'full:3, 3 agents, 2 rounds, inter-round summarize, decision majority'
+    >>> scripted = ag.backends.Scripted(default=lambda call: "\\boxed{7}")
+    >>> result = asyncio.run(ag.solve(team, "3 + 4?", scripted, gold="7"))
+    >>> result.answer, result.correct, result.rounds_run
+    ('7', True, 2)
     """
 
     def __init__(
@@ -74,11 +100,9 @@ class Team:
         # the scheduler asks for an agent's role every turn; the lookup raises a ConfigError naming
         # an unknown role, so building the map is also the check
         self._role_of = {a: self.roles[topology.role_of(a)] for a in topology.agents}
-        if isinstance(self.policy, Summarize):
-            self.roles[self.policy.role]
-        if self.decision.name == "judge":
-            self.roles[self.decision.judge_role]
-        check_applicable(self.decision, topology)
+        self.policy.check(self.roles)
+        self.decision.check(topology, self.roles)
+        self.agents = topology.agents
         self.generations = topology.generations()
         # the scheduler asks these once per turn; networkx edge views cost more than the rest of a turn
         self.spatial_predecessors = {a: topology.spatial_predecessors(a) for a in topology.agents}
@@ -107,39 +131,4 @@ class Team:
         return (
             f"{name}, {len(self.topology)} agents, {self.rounds} rounds, "
             f"inter-round {self.policy.name}, decision {self.decision.name}"
-        )
-
-    def check_context(self, problem: str, backend: Backend) -> None:
-        """Raise :class:`ConfigError` if a round-0 prompt of ``problem`` exceeds the backend's context."""
-        from agentgraph.scheduler import _Session
-
-        _Session(self, problem, backend, "check", None).check_context()
-
-    async def solve(
-        self,
-        problem: str,
-        backend: Backend,
-        *,
-        gold: str | None = None,
-        session_id: str | None = None,
-        writer: TranscriptWriter | None = None,
-    ) -> SessionResult:
-        from agentgraph.scheduler import run_session
-
-        return await run_session(self, problem, backend, gold=gold, session_id=session_id, writer=writer)
-
-    async def solve_many(
-        self,
-        problems: Sequence[str],
-        backend: Backend,
-        *,
-        golds: Sequence[str | None] | None = None,
-        session_ids: Sequence[str] | None = None,
-        writer: TranscriptWriter | None = None,
-        progress: bool = False,
-    ) -> list[SessionResult]:
-        from agentgraph.scheduler import run_many
-
-        return await run_many(
-            self, problems, backend, golds=golds, session_ids=session_ids, writer=writer, progress=progress
         )

@@ -99,7 +99,7 @@ async def floor(engine: VLLM, role: Any, problems: list[str], args: argparse.Nam
 
 async def team_way(team: ag.Team, backend: Any, problems: list[str]) -> tuple[float, int]:
     start = time.perf_counter()
-    results = await team.solve_many(problems, backend)
+    results = await ag.solve_many(team, problems, backend)
     wall = time.perf_counter() - start
     assert all(r.errors == 0 for r in results)
     return wall, sum(r.usage.completion_tokens for r in results)

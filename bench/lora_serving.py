@@ -33,7 +33,7 @@ async def measure(prompts: int, max_tokens: int) -> dict[str, float]:
     import agentgraph as ag
     from agentgraph.backends import VLLM, Adapter, GenerationRequest
     from agentgraph.models import provision
-    from agentgraph.train.roles import LORA_TARGETS
+    from agentgraph.train.config import LORA_TARGETS
 
     folder = Path(tempfile.mkdtemp(prefix="lora-bench-"))
     model = AutoModelForCausalLM.from_pretrained(provision())

@@ -38,7 +38,7 @@ async def run(n: int, team: ag.Team) -> float:
     backend = Scripted(default=answer)
     problems = [f"What is {i} + 1?" for i in range(n)]
     t = time.perf_counter()
-    results = await team.solve_many(problems, backend)
+    results = await ag.solve_many(team, problems, backend)
     dt = time.perf_counter() - t
     turns = sum(len(r.turns) for r in results)
     assert turns == 6 * n and all(r.answer == "1" for r in results)
@@ -71,7 +71,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             if n == 1:  # one session at a time, many times
                 t = time.perf_counter()
                 for _ in range(repeat):
-                    await team.solve("What is 1 + 1?", Scripted(default=answer))
+                    await ag.solve(team, "What is 1 + 1?", Scripted(default=answer))
                 rates.append(6 * repeat / (time.perf_counter() - t))
             else:
                 rates.append(await run(n, team))
@@ -88,7 +88,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     print(f"peak memory: {peak / 2**20:.0f} MB for {args.big:,} sessions = {mb:.1f} MB per 1,000 sessions")
     return {
         "agent_turns_per_s": max(by.values()),
-        "mb_per_1000_sessions": round(mb, 2), "by_sessions": by,
+        "mb_per_1000_sessions": round(mb, 2),
+        "by_sessions": by,
         "skeleton_turns_per_s": round(bare, 1),
         "overhead_ratio": round(ratio, 2),
     }

@@ -43,7 +43,7 @@ import agentgraph as ag
 from agentgraph.backends import VLLM, Backend, Scripted, ScriptedCall
 from agentgraph.datasets import arith
 from agentgraph.errors import ConfigError
-from agentgraph.evaluation import compute_metrics
+from agentgraph.metrics import compute_metrics
 from roles import RoleBook
 from topologies import chain, full, pruned, tree
 
@@ -90,7 +90,8 @@ async def part1(args: argparse.Namespace, backend: Backend) -> list[dict[str, An
     rows = []
     for name, team in teams(args.max_tokens, args.rounds):
         t = time.perf_counter()
-        results = await team.solve_many(
+        results = await ag.solve_many(
+            team,
             [p.question for p in problems],
             backend,
             golds=[p.answer for p in problems],
@@ -128,8 +129,8 @@ async def part2(args: argparse.Namespace, backend: Backend) -> tuple[list[dict[s
     for policy in ("full", "summarize"):
         for n in args.agents:
             team = ag.Team(full(n), rounds=2, inter_round=policy, sampling=s)
-            results = await team.solve_many(
-                problems, backend, session_ids=[f"bound-{policy}-{n}-{i}" for i in range(len(problems))]
+            results = await ag.solve_many(
+                team, problems, backend, session_ids=[f"bound-{policy}-{n}-{i}" for i in range(len(problems))]
             )
             lengths = [
                 t.prompt_tokens

@@ -51,8 +51,8 @@ async def run(args: argparse.Namespace) -> ag.SessionResult:
     async with ag.backends.VLLM(args.model, seed=args.seed) as engine:
         if args.transcript:
             with ag.TranscriptWriter(args.transcript) as w:
-                return await team.solve(args.problem, engine, gold=gold, writer=w)
-        return await team.solve(args.problem, engine, gold=gold)
+                return await ag.solve(team, args.problem, engine, gold=gold, writer=w)
+        return await ag.solve(team, args.problem, engine, gold=gold)
 
 
 def main(argv: list[str] | None = None) -> int:

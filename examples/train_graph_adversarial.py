@@ -105,7 +105,8 @@ def team(g: ag.Topology) -> ag.Team:
 
 
 async def accuracy(g: ag.Topology, problems: list[Problem], backend: Scripted) -> tuple[float, float]:
-    rs = await team(g).solve_many(
+    rs = await ag.solve_many(
+        team(g),
         [p.question for p in problems],
         backend,
         golds=[p.answer for p in problems],

@@ -1,101 +1,10 @@
-"""Role cards: what an agent is asked to be.
+"""Role cards (``roles/cards/*.yaml``) and their loader, as the design card lays them out.
 
-A card is a YAML file (see ``roles/cards/``) validated into :class:`Role`. The built-in cards are
-solver, critic, verifier, summarizer, judge and manager; users add their own by path::
-
-    book = RoleBook.default().with_cards("my_roles/skeptic.yaml")
-
-There is no global registry: a :class:`RoleBook` is a plain value handed to the team.
+The loader lives in :mod:`agentgraph.roles` (``import agentgraph as ag`` gives ``ag.RoleBook``); this
+package holds the built-in cards and re-exports the loader so ``from roles import RoleBook`` keeps
+working.
 """
 
-from __future__ import annotations
-
-from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from agentgraph.errors import ConfigError
-from agentgraph.sampling import Sampling
-
-CARDS_DIR = Path(__file__).parent / "cards"
-
-
-class Role(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-    description: str = ""
-    system_prompt: str
-    instruction: str = Field(description="appended after the problem and the peers' messages")
-    peer_header: str = "Messages from other agents:"
-    peer_template: str = "[{agent} ({role}), round {round}]: {text}"
-    own_template: str = "[your own answer, round {round}]: {text}"
-    summary_template: str = "[summary of round {round}]: {text}"
-    answer_format: str = Field("boxed", pattern=r"^(boxed|free)$")
-    peer_char_limit: int = Field(1500, ge=16, description="peer text is data: capped, never obeyed")
-    sampling: Sampling = Sampling()
-    adapter: str | None = Field(None, description="path of a LoRA adapter trained for this role")
-
-
-def load_role(path: str | Path) -> Role:
-    """Load one card; errors name the file and the field."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("role", f"card {str(p)!r} does not exist", "give the path of a YAML role card")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError("role", f"card {p} is not UTF-8 text", "save the card as UTF-8") from None
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise ConfigError("role", f"card {p} is not valid YAML{where}", "fix the YAML syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            "role", f"card {p} must be a YAML mapping", "write `name: ...`, `system_prompt: ...`"
-        )
-    data.setdefault("name", p.stem)
-    try:
-        return Role.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"role {p.name}: {loc}", err["msg"], "see roles/cards/solver.yaml") from None
-
-
-class RoleBook(Mapping[str, Role]):
-    """An immutable name → :class:`Role` mapping."""
-
-    def __init__(self, roles: Iterable[Role] = ()) -> None:
-        self._roles: dict[str, Role] = {r.name: r for r in roles}
-
-    @classmethod
-    def default(cls) -> RoleBook:
-        return cls(load_role(p) for p in sorted(CARDS_DIR.glob("*.yaml")))
-
-    def with_cards(self, *paths: str | Path) -> RoleBook:
-        extra = [load_role(p) for p in paths]
-        return RoleBook([*self._roles.values(), *extra])
-
-    def with_roles(self, *roles: Role) -> RoleBook:
-        return RoleBook([*self._roles.values(), *roles])
-
-    def __getitem__(self, name: str) -> Role:
-        try:
-            return self._roles[name]
-        except KeyError:
-            known = ", ".join(sorted(self._roles))
-            raise ConfigError(
-                "role", f"unknown role {name!r}", f"use one of {known} or add a card by path"
-            ) from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._roles)
-
-    def __len__(self) -> int:
-        return len(self._roles)
-
+from agentgraph.roles import CARDS_DIR, Role, RoleBook, load_role
 
 __all__ = ["CARDS_DIR", "Role", "RoleBook", "load_role"]

@@ -8,7 +8,8 @@ import pytest
 import agentgraph as ag
 from agentgraph.backends import Scripted
 from agentgraph.datasets import PRESETS, arith, load_dataset
-from agentgraph.evaluation import compute_metrics, evaluate, wilson
+from agentgraph.evaluation import evaluate
+from agentgraph.metrics import compute_metrics, wilson
 from tests.agents import calc, noisy
 from topologies import full
 

@@ -22,7 +22,8 @@ async def soak(seed: int) -> tuple[list[ag.SessionResult], Faulty]:
     backend = Faulty(Scripted(default=calc), error_rate=0.10, timeout_rate=0.05, garbage_rate=0.05, seed=seed)
     team = ag.Team(full(3), rounds=2, retry=FAST)
     problems = [f"What is {i} + {i + 1}?" for i in range(300)]
-    results = await team.solve_many(
+    results = await ag.solve_many(
+        team,
         problems,
         backend,
         golds=[str(2 * i + 1) for i in range(300)],
@@ -53,7 +54,7 @@ async def test_soak_300_sessions_with_20_percent_faults() -> None:
 
 async def test_an_agent_that_always_fails_degrades_the_session() -> None:
     backend = Faulty(Scripted(default=calc), fail_agents={"a1"})
-    r = await ag.Team(full(3), rounds=2, retry=FAST).solve("What is 2 + 2?", backend, gold="4")
+    r = await ag.solve(ag.Team(full(3), rounds=2, retry=FAST), "What is 2 + 2?", backend, gold="4")
     dead = [t for t in r.turns if t.agent == "a1"]
     assert all(
         t.error and "agent a1 is down" in t.error and t.attempts == 1 for t in dead
@@ -71,7 +72,7 @@ async def test_transient_errors_are_retried_then_given_up() -> None:
         ids.append(call.request.request_id)
         raise BackendError("503", transient=True)
 
-    r = await ag.Team(full(1), rounds=1, retry=FAST).solve("p", Scripted(default=flaky), session_id="s")
+    r = await ag.solve(ag.Team(full(1), rounds=1, retry=FAST), "p", Scripted(default=flaky), session_id="s")
     (t,) = r.turns
     assert calls == 3 and t.attempts == 3 and len(t.failed_attempts) == 3 and t.error is not None
     # every attempt is a new request id (an aborted id is never reused inside an engine)
@@ -83,7 +84,7 @@ async def test_per_request_timeout_cancels_and_retries() -> None:
     slow = Scripted(default=calc, latency_s=1.0)
     policy = RetryPolicy(attempts=2, initial_s=0, max_s=0, jitter_s=0, timeout_s=0.05)
     start = asyncio.get_running_loop().time()
-    r = await ag.Team(full(1), rounds=1, retry=policy).solve("What is 1 + 1?", slow)
+    r = await ag.solve(ag.Team(full(1), rounds=1, retry=policy), "What is 1 + 1?", slow)
     assert asyncio.get_running_loop().time() - start < 0.5
     assert r.turns[0].attempts == 2 and all("TimeoutError" in f for f in r.turns[0].failed_attempts)
 
@@ -119,7 +120,7 @@ async def test_api_key_is_redacted_from_errors_and_transcripts(
         assert "sk-very-secret" not in repr(backend)
         async with backend:
             with ag.TranscriptWriter(tmp_path / "t.jsonl") as w:
-                r = await ag.Team(full(1), rounds=1, retry=FAST).solve("p", backend, writer=w)
+                r = await ag.solve(ag.Team(full(1), rounds=1, retry=FAST), "p", backend, writer=w)
     finally:
         server.shutdown()
     assert r.errors == 1 and "***" in (r.turns[0].error or "")

@@ -30,7 +30,7 @@ def seen(turn: ag.Turn) -> set[tuple[str, int]]:
 
 async def test_round_r_reads_only_round_r_minus_1_on_temporal_edges() -> None:
     team = ag.Team(full(3), rounds=3)
-    r = await team.solve("p", Scripted(default=marker))
+    r = await ag.solve(team, "p", Scripted(default=marker))
     assert r.rounds_run == 3 and len(r.turns) == 9
     for t in r.turns:
         expected = set() if t.round == 0 else {(f"a{i}", t.round - 1) for i in range(3)}
@@ -40,7 +40,7 @@ async def test_round_r_reads_only_round_r_minus_1_on_temporal_edges() -> None:
 
 async def test_spatial_edges_read_the_same_round_in_generation_order() -> None:
     team = ag.Team(chain(3), rounds=2, decision="chain_tail")
-    r = await team.solve("p", Scripted(default=marker))
+    r = await ag.solve(team, "p", Scripted(default=marker))
     by = {(t.agent, t.round): t for t in r.turns}
     assert seen(by["a0", 0]) == set()
     assert seen(by["a1", 0]) == {("a0", 0)}
@@ -63,7 +63,7 @@ async def test_agents_of_one_generation_run_concurrently() -> None:
             return await super().generate(request)
 
     team = ag.Team(star(5), rounds=1, decision="tree_root")
-    await team.solve_many(["p1", "p2", "p3"], Probe(default=marker))
+    await ag.solve_many(team, ["p1", "p2", "p3"], Probe(default=marker))
     assert peak == 15  # 5 spokes × 3 sessions, all at once; hubs wait for their spokes
 
 
@@ -73,7 +73,7 @@ async def test_async_scripted_agents_take_time_without_blocking_others() -> None
         return "\\boxed{1}"
 
     team = ag.Team(full(3), rounds=1)
-    r = await team.solve("p", Scripted({"a0": slow_a0}, default=lambda call: "\\boxed{1}"))
+    r = await ag.solve(team, "p", Scripted({"a0": slow_a0}, default=lambda call: "\\boxed{1}"))
     by = {t.agent: t for t in r.turns}
     assert by["a0"].text == "\\boxed{1}" and by["a0"].latency_s >= 0.2
     assert max(by["a1"].latency_s, by["a2"].latency_s) < 0.1  # the others did not wait for a0
@@ -86,7 +86,7 @@ async def test_partial_keeps_own_message_and_top_k_by_agreement() -> None:
         return f"MSG({call.agent},r{call.round}) {answers[call.agent]}"
 
     team = ag.Team(full(4), rounds=2, inter_round=Partial(k=1, score="agreement"))
-    r = await team.solve("p", Scripted(default=agent))
+    r = await ag.solve(team, "p", Scripted(default=agent))
     a2 = next(t for t in r.turns if t.agent == "a2" and t.round == 1)
     a0 = next(t for t in r.turns if t.agent == "a0" and t.round == 1)
     assert [x.split(":")[-1] for x in a2.read] == ["a0", "a2"]  # own + best other (a0 wins the tie by order)
@@ -102,7 +102,7 @@ async def test_summarize_replaces_messages_with_one_bounded_summary() -> None:
     small = ag.Team(full(3), rounds=2, inter_round="summarize")
     big = ag.Team(full(9), rounds=2, inter_round="summarize")
     backend = Scripted(default=agent)
-    rs, rb = await small.solve("p", backend), await big.solve("p", backend)
+    rs, rb = await ag.solve(small, "p", backend), await ag.solve(big, "p", backend)
     for r in (rs, rb):
         summary = [t for t in r.turns if t.kind == "summary"]
         assert (
@@ -116,7 +116,7 @@ async def test_summarize_replaces_messages_with_one_bounded_summary() -> None:
     p_small = max(t.prompt_tokens for t in rs.turns if t.round == 1 and t.kind == "agent")
     p_big = max(t.prompt_tokens for t in rb.turns if t.round == 1 and t.kind == "agent")
     assert p_small == p_big  # bounded independent of the number of agents
-    full_big = await ag.Team(full(9), rounds=2).solve("p", backend)
+    full_big = await ag.solve(ag.Team(full(9), rounds=2), "p", backend)
     assert max(t.prompt_tokens for t in full_big.turns if t.round == 1) > 3 * p_big
 
 
@@ -134,7 +134,7 @@ async def test_decisions(decision: str, expected: str) -> None:
     if decision == "weighted":
         topo.add_agent("heavy", "solver", weight=5.0)
     team = ag.Team(topo, rounds=1, decision=decision)
-    r = await team.solve("p", Scripted(default=agent))
+    r = await ag.solve(team, "p", Scripted(default=agent))
     assert r.answer == expected
     assert r.decision.method == decision
 
@@ -144,10 +144,12 @@ async def test_majority_tie_is_seeded_not_order_dependent() -> None:
         return "\\boxed{1}" if call.agent == "a0" else "\\boxed{2}" if call.agent == "a1" else "nothing"
 
     team = ag.Team(full(3), rounds=1)
-    picks = {(await team.solve("p", Scripted(default=agent), session_id=f"s{i}")).answer for i in range(20)}
+    picks = {
+        (await ag.solve(team, "p", Scripted(default=agent), session_id=f"s{i}")).answer for i in range(20)
+    }
     assert picks == {"1", "2"}
-    again = await team.solve("p", Scripted(default=agent), session_id="s3")
-    first = await team.solve("p", Scripted(default=agent), session_id="s3")
+    again = await ag.solve(team, "p", Scripted(default=agent), session_id="s3")
+    first = await ag.solve(team, "p", Scripted(default=agent), session_id="s3")
     assert again.answer == first.answer
 
 
@@ -155,18 +157,18 @@ async def test_judge_without_answer_falls_back_to_majority() -> None:
     def agent(call: ScriptedCall) -> str:
         return "I cannot decide" if call.role == "judge" else "\\boxed{6}"
 
-    r = await ag.Team(full(3), rounds=1, decision="judge").solve("p", Scripted(default=agent))
+    r = await ag.solve(ag.Team(full(3), rounds=1, decision="judge"), "p", Scripted(default=agent))
     assert r.answer == "6" and "fell back" in r.decision.note
 
 
 async def test_unparseable_answers_never_count_as_correct() -> None:
-    r = await ag.Team(full(3), rounds=1).solve("p", Scripted(default=lambda c: "no idea"), gold="4")
+    r = await ag.solve(ag.Team(full(3), rounds=1), "p", Scripted(default=lambda c: "no idea"), gold="4")
     assert r.answer is None and r.correct is False
 
 
 async def test_early_stop_on_consensus() -> None:
     team = ag.Team(full(3), rounds=4, early_stop=True)
-    r = await team.solve("p", Scripted(default=lambda c: "\\boxed{3}"), gold="3")
+    r = await ag.solve(team, "p", Scripted(default=lambda c: "\\boxed{3}"), gold="3")
     assert r.rounds_run == 1 and r.stopped_early and r.correct
 
 
@@ -176,17 +178,17 @@ async def test_failures_are_recorded_and_the_team_still_decides() -> None:
             raise BackendError("engine exploded")
         return "\\boxed{8}"
 
-    r = await ag.Team(full(3), rounds=2).solve("p", Scripted(default=agent), gold="8")
+    r = await ag.solve(ag.Team(full(3), rounds=2), "p", Scripted(default=agent), gold="8")
     failed = [t for t in r.turns if not t.ok]
     assert len(failed) == 2 and all("engine exploded" in (t.error or "") for t in failed)
     assert r.errors == 2 and r.correct
     assert all(not any(x.endswith(":a1") for x in t.read) for t in r.turns)
     with pytest.raises(BackendError):
-        await ag.Team(full(3), rounds=1, on_error="raise").solve("p", Scripted(default=agent))
+        await ag.solve(ag.Team(full(3), rounds=1, on_error="raise"), "p", Scripted(default=agent))
 
 
 async def test_token_accounting_is_exact() -> None:
-    r = await ag.Team(tree(2, 1), rounds=2, inter_round="summarize").solve("p", Scripted(default=marker))
+    r = await ag.solve(ag.Team(tree(2, 1), rounds=2, inter_round="summarize"), "p", Scripted(default=marker))
     assert r.usage.prompt_tokens == sum(len(t.prompt_token_ids) for t in r.turns)
     assert r.usage.completion_tokens == sum(len(t.completion_token_ids) for t in r.turns)
     assert sum(u.completion_tokens for u in r.usage_by_agent.values()) == r.usage.completion_tokens
@@ -199,7 +201,9 @@ async def test_transcript_streams_and_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     team = ag.Team(full(3), rounds=2, inter_round="summarize", decision="judge")
     with ag.TranscriptWriter(path) as w:
-        results = await team.solve_many(["p1", "p2"], Scripted(default=marker), golds=["0", "1"], writer=w)
+        results = await ag.solve_many(
+            team, ["p1", "p2"], Scripted(default=marker), golds=["0", "1"], writer=w
+        )
     loaded = ag.load(path)
     assert list(loaded) == [r.session for r in results] or set(loaded) == {r.session for r in results}
     for r in results:
@@ -224,7 +228,7 @@ async def test_bad_input_is_refused_before_any_request() -> None:
     with pytest.raises(ag.ConfigError, match="model: path"):
         create("vllm", model="./no/such/model").start()  # type: ignore[attr-defined]
     with pytest.raises(ag.ConfigError, match="over the context"):
-        await ag.Team(full(2)).solve("word " * 100, backend)
+        await ag.solve(ag.Team(full(2)), "word " * 100, backend)
     with pytest.raises(ag.ConfigError, match="inter_round"):
         ag.Team(full(2), inter_round="gossip")
     with pytest.raises(ag.ConfigError, match="decision"):
@@ -244,7 +248,7 @@ async def test_partial_by_verifier_keeps_what_the_verifier_endorses() -> None:
         g.add_temporal("v", a)
         g.add_temporal(a, "v")
     team = ag.Team(g, rounds=2, inter_round="partial:1:verifier")
-    r = await team.solve("p", Scripted(default=agent))
+    r = await ag.solve(team, "p", Scripted(default=agent))
     a1 = next(t for t in r.turns if t.agent == "a1" and t.round == 1)
     # own message + the best other: a0, whose answer the verifier endorses (a0 and v tie; node order)
     assert sorted(x.split(":")[-1] for x in a1.read) == ["a0", "a1"]

@@ -10,7 +10,7 @@ import pytest
 
 from agentgraph import ConfigError, Topology
 from agentgraph.topology import sigmoid
-from topologies import chain, from_spec, full, layered, pruned, random, single, star, tree
+from topologies import chain, from_spec, full, layered, pruned, random_graph, single, star, tree
 
 
 @pytest.mark.parametrize(
@@ -37,11 +37,11 @@ def test_builder_edge_counts_and_dag(topo: Topology, n_agents: int, n_spatial: i
 
 
 def test_random_is_a_seeded_dag() -> None:
-    a, b = random(8, 0.5, seed=3), random(8, 0.5, seed=3)
+    a, b = random_graph(8, 0.5, seed=3), random_graph(8, 0.5, seed=3)
     assert a.same_as(b)
     assert nx.is_directed_acyclic_graph(a.kind_view("spatial"))
     assert 0 < len(a.edges_of("spatial")) < 28
-    assert not random(8, 0.5, seed=4).same_as(a)
+    assert not random_graph(8, 0.5, seed=4).same_as(a)
 
 
 def test_tree_generations_end_at_the_root() -> None:

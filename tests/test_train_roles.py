@@ -13,7 +13,9 @@ import torch
 
 from agentgraph.backends import Scripted, ScriptedCall
 from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer, grpo_loss
-from agentgraph.train.roles import Sample, group_advantages, load_adapters
+from agentgraph.train.adapters import load_adapters
+from agentgraph.train.credit import group_advantages
+from agentgraph.train.policy import Sample
 from examples.train_roles_arith import additions, make_team
 
 
@@ -187,7 +189,7 @@ def padded_logps(t: RoleGRPOTrainer, batch: list[Sample]) -> torch.Tensor:
         seq = s.prompt_ids + s.completion_ids
         ids[i, : len(seq)] = torch.tensor(seq)
         attn[i, : len(seq)] = 1
-    logits = t.model(input_ids=ids, attention_mask=attn).logits / t.config.temperature
+    logits = t.policy.model(input_ids=ids, attention_mask=attn).logits / t.config.temperature
     rows, targets = [], torch.zeros((len(batch), t_max), dtype=torch.long)
     for i, s in enumerate(batch):
         p, n = len(s.prompt_ids), len(s.completion_ids)
@@ -199,7 +201,7 @@ def padded_logps(t: RoleGRPOTrainer, batch: list[Sample]) -> torch.Tensor:
 def test_shared_prompt_logprobs_equal_padded_ones(tokenizer: Any) -> None:
     t = scripted_trainer(tokenizer, None)
     with torch.no_grad():
-        for n, p in t.model.named_parameters():
+        for n, p in t.policy.model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.02)  # a non-trivial adapter
     enc = tokenizer.apply_chat_template
@@ -221,8 +223,8 @@ def test_shared_prompt_logprobs_equal_padded_ones(tokenizer: Any) -> None:
         Sample("adder", p2["input_ids"], [7, 8, 9, 10], None, 1.0),
         Sample("adder", p1["input_ids"], [22, 34, 5, 6, 7], None, 0.5),
     ]
-    t.model.set_adapter("adder")
-    shared, mask = t._logps(batch)
+    t.policy.model.set_adapter("adder")
+    shared, mask = t.policy.logps(batch)
     padded = padded_logps(t, batch)
     assert torch.allclose(shared * mask, padded * mask, atol=1e-4)
     assert mask.sum(-1).tolist() == [3, 1, 4, 5]
@@ -230,11 +232,11 @@ def test_shared_prompt_logprobs_equal_padded_ones(tokenizer: Any) -> None:
 
 async def test_scripted_team_trains_both_roles_end_to_end(tokenizer: Any, tmp_path: Path) -> None:
     t = scripted_trainer(tokenizer, tmp_path)
-    before = {r: [p.detach().clone() for p in ps] for r, ps in t.params.items()}
+    before = {r: [p.detach().clone() for p in ps] for r, ps in t.policy.params.items()}
     log = await t.train()
     assert [x.step for x in log] == [1, 2, 3]
     assert all(x.turns > 0 and x.groups_kept > 0 and x.kl is not None for x in log)
-    for r, ps in t.params.items():  # each role's own adapter moved
+    for r, ps in t.policy.params.items():  # each role's own adapter moved
         assert any(not torch.equal(a, b) for a, b in zip(ps, before[r], strict=True)), r
     assert [s for s, _ in t.evals] == [0, 2, 3]
     adapters, rank = load_adapters(tmp_path)
@@ -251,8 +253,8 @@ async def test_resume_continues_exactly(tokenizer: Any, tmp_path: Path) -> None:
     again = scripted_trainer(tokenizer, tmp_path / "b", steps=3)
     await again.train(resume=True)
     assert [x.step for x in again.log] == [1, 2, 3]
-    for r in whole.params:
-        for a, b in zip(whole.params[r], again.params[r], strict=True):
+    for r in whole.policy.params:
+        for a, b in zip(whole.policy.params[r], again.policy.params[r], strict=True):
             assert torch.allclose(a, b, atol=1e-6)
     lines = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 3
@@ -282,7 +284,7 @@ async def test_joint_training_shares_rollouts_on_scripted(tokenizer: Any, tmp_pa
         out=tmp_path,
     )
     before = trainer.graph.logits.detach().clone()
-    adapters_before = [p.detach().clone() for p in trainer.roles.params["solver"]]
+    adapters_before = [p.detach().clone() for p in trainer.roles.policy.params["solver"]]
     pruned = await trainer.train()
     assert [e.step for e in trainer.log] == [1, 2]
     assert [s for s, _ in trainer.roles.evals] == [0, 2]  # the held-out curve starts before training
@@ -291,7 +293,8 @@ async def test_joint_training_shares_rollouts_on_scripted(tokenizer: Any, tmp_pa
     assert all(e.roles is not None and e.roles.turns > 0 for e in trainer.log)
     assert not torch.equal(trainer.graph.logits.detach(), before)
     assert any(
-        not torch.equal(a, b) for a, b in zip(trainer.roles.params["solver"], adapters_before, strict=True)
+        not torch.equal(a, b)
+        for a, b in zip(trainer.roles.policy.params["solver"], adapters_before, strict=True)
     )
     assert (tmp_path / "graph" / "pruned.json").is_file() and (tmp_path / "roles" / "adapters.json").is_file()
     assert set(pruned.agents) <= set(base.agents)

@@ -52,7 +52,7 @@ async def wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no
 
 async def test_debate_in_process_tokens_match_engine_counters(engine: VLLM) -> None:
     before = VLLM.engine_counters()
-    result = await debate().solve(PROBLEM, engine, gold="7")
+    result = await ag.solve(debate(), PROBLEM, engine, gold="7")
     check_turns(result)
     want_p = before.get("vllm:prompt_tokens", 0) + result.usage.prompt_tokens
     want_c = before.get("vllm:generation_tokens", 0) + result.usage.completion_tokens
@@ -93,7 +93,7 @@ async def test_prefixes_are_shared_in_32_token_blocks_on_cpu(engine: VLLM) -> No
 
 async def test_prompt_over_context_is_refused_before_sending(engine: VLLM) -> None:
     with pytest.raises(ag.ConfigError, match="over the context"):
-        await debate().solve("seven " * 3000, engine)
+        await ag.solve(debate(), "seven " * 3000, engine)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ async def test_debate_over_vllm_serve_tokens_match_server_usage(server: str) -> 
     before = server_counters(server)
     async with OpenAI(f"{server}/v1") as backend:
         assert backend.model == "smollm2"
-        result = await debate().solve(PROBLEM, backend, gold="7")
+        result = await ag.solve(debate(), PROBLEM, backend, gold="7")
     check_turns(result)
     after = server_counters(server)
     assert (

@@ -57,7 +57,7 @@ async def test_adapter_per_request_changes_logprobs(lora_engine: VLLM, tmp_path:
 async def test_team_serves_a_role_adapter(lora_engine: VLLM, tmp_path: Path) -> None:
     adapter = Adapter("solver-v1", make_adapter(tmp_path / "s", 3))
     team = ag.Team(chain(2), rounds=1, adapters={"solver": adapter}, sampling=SamplingOverrides(max_tokens=8))
-    r = await team.solve("What is 1 + 1?", lora_engine)
+    r = await ag.solve(team, "What is 1 + 1?", lora_engine)
     assert r.errors == 0 and all(t.adapter == "solver-v1" for t in r.turns)
     with pytest.raises(ag.ConfigError, match="LoRA is off"):
         VLLM()._lora(adapter)

@@ -4,33 +4,107 @@
 - :class:`OpenAI` — one or more OpenAI-compatible endpoints;
 - :class:`Scripted` — plain Python callables, deterministic.
 
-``create(name, **options)`` builds one by name for configs and the CLI.
+``create(name, ...)`` builds one by name: the one factory the CLI and configs use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from collections.abc import Sequence
 
 from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
 from agentgraph.backends.faulty import Faulty
 from agentgraph.backends.openai import OpenAI
-from agentgraph.backends.scripted import Scripted, ScriptedCall, echo
+from agentgraph.backends.scripted import Scripted, ScriptedAgent, ScriptedCall, echo
 from agentgraph.backends.vllm import VLLM
 from agentgraph.errors import ConfigError
 
 BACKENDS = ("vllm", "openai", "scripted")
 
 
-def create(name: str, **options: Any) -> Backend:
-    """A backend by name: ``vllm`` (model=…), ``openai`` (endpoints=…) or ``scripted`` (agents=…)."""
+def load_agent(spec: str) -> ScriptedAgent:
+    """The scripted agent ``module:function``."""
+    mod, _, fn = spec.partition(":")
+    if not mod or not fn:
+        raise ConfigError(
+            "scripted", f"{spec!r} is not module:function", "e.g. --scripted mypkg.agents:noisy"
+        )
+    try:
+        obj = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError("scripted", f"cannot load {spec!r} ({e})", "check the module path") from None
+    if not callable(obj):
+        raise ConfigError("scripted", f"{spec!r} is not callable", "point at a function")
+    agent: ScriptedAgent = obj
+    return agent
+
+
+def create(
+    name: str,
+    *,
+    model: str | None = None,
+    seed: int = 0,
+    max_model_len: int = 2048,
+    endpoints: Sequence[str] = (),
+    scripted: str | None = None,
+    lora_rank: int | None = None,
+    policy_tokens: bool = False,
+) -> Backend:
+    """A backend by name, checked before anything starts.
+
+    Parameters
+    ----------
+    name : {"vllm", "openai", "scripted"}
+    model : str, optional
+        HF id or local path (default: the embedded model); for ``openai``, the served model's name.
+    seed, max_model_len
+        Engine seed and context length (``scripted``: the context it enforces).
+    endpoints : sequence of str
+        ``openai``: the base URLs.
+    scripted : str
+        ``scripted``: the agent, ``module:function``.
+    lora_rank : int, optional
+        ``vllm``: serve LoRA adapters up to this rank per request. The other backends serve none
+        (their ``lora_rank`` is ``None``; a role trainer then trains against the base model's turns).
+    policy_tokens : bool
+        ``scripted``: tokenize with ``model``'s tokenizer, so trainers can score the turns.
+
+    Examples
+    --------
+    >>> create("scripted", scripted="agentgraph.backends:echo").name
+    'scripted'
+    >>> create("tgi")
+    Traceback (most recent call last):
+    ...
+    agentgraph.errors.ConfigError: backend: unknown backend 'tgi' (use one of vllm, openai, scripted)
+    """
     if name == "vllm":
-        return VLLM(**options)
+        if lora_rank is None:
+            return VLLM(model, seed=seed, max_model_len=max_model_len)
+        return VLLM(model, seed=seed, max_model_len=max_model_len, enable_lora=True, max_lora_rank=lora_rank)
     if name == "openai":
-        if "endpoints" not in options:
-            raise ConfigError("endpoints", "the openai backend needs endpoints", "pass --endpoint URL")
-        return OpenAI(**options)
+        if not endpoints:
+            raise ConfigError(
+                "endpoint",
+                "the openai backend needs at least one --endpoint",
+                "e.g. --endpoint http://127.0.0.1:8000/v1",
+            )
+        return OpenAI(list(endpoints), model=model)
     if name == "scripted":
-        return Scripted(**options)
+        if not scripted:
+            raise ConfigError(
+                "scripted", "the scripted backend needs --scripted module:function", "name an agent function"
+            )
+        tokenizer = None
+        if policy_tokens:
+            from transformers import AutoTokenizer
+
+            from agentgraph.models import resolve
+
+            tokenizer = AutoTokenizer.from_pretrained(resolve(model))
+        return Scripted(
+            default=load_agent(scripted), seed=seed, max_context=max_model_len, tokenizer=tokenizer
+        )
     raise ConfigError("backend", f"unknown backend {name!r}", f"use one of {', '.join(BACKENDS)}")
 
 
@@ -48,4 +122,5 @@ __all__ = [
     "ScriptedCall",
     "create",
     "echo",
+    "load_agent",
 ]

@@ -73,6 +73,16 @@ class Backend(Protocol):
     name: str
     max_context: int | None
 
+    @property
+    def model_path(self) -> str | None:
+        """Local path of the model served, once known (trainers load the same weights); else ``None``."""
+        ...
+
+    @property
+    def lora_rank(self) -> int | None:
+        """Largest LoRA rank served per request (our adapters), or ``None`` when it serves none."""
+        ...
+
     async def generate(self, request: GenerationRequest) -> Completion: ...
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:

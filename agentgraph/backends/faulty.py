@@ -60,6 +60,8 @@ class Faulty:
         self.fail_agents = set(fail_agents)
         self.seed = seed
         self.max_context = inner.max_context
+        self.model_path = inner.model_path
+        self.lora_rank = inner.lora_rank
         self.injected: Counter[str] = Counter()
         self._attempts: Counter[tuple[str, str, int, str]] = Counter()
 

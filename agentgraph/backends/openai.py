@@ -74,6 +74,8 @@ class OpenAI:
         self.timeout_s = timeout_s
         self.vllm_extensions = vllm_extensions
         self.max_context = max_context
+        self.model_path: str | None = None  # the servers hold the weights
+        self.lora_rank: int | None = None  # our adapters are served in-process only
         self._client: httpx.AsyncClient | None = None
         self.eject_s = eject_s
         self.health_interval_s = health_interval_s

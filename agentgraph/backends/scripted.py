@@ -120,6 +120,8 @@ class Scripted:
         self.latency_s = latency_s
         self.max_context = max_context
         self.calls = 0
+        self.model_path: str | None = None  # scripted agents have no weights
+        self.lora_rank: int | None = None
 
     def _agent_for(self, request: GenerationRequest) -> ScriptedAgent:
         meta = request.meta

@@ -78,7 +78,11 @@ class VLLM:
         self._tokenizer: Any = None
         self._lora_ids: dict[str, int] = {}
         self._ids = itertools.count()
-        self.model_path = ""
+        self.model_path: str | None = None  # resolved (and provisioned) when the engine starts
+
+    @property
+    def lora_rank(self) -> int | None:
+        return self.max_lora_rank if self.enable_lora else None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> VLLM:

@@ -1,10 +1,18 @@
 """Trainers: graph GRPO on edge logits (``GraphGRPOTrainer``), role GRPO on per-role LoRA adapters
-(``RoleGRPOTrainer``), both together (``JointTrainer``)."""
+(``RoleGRPOTrainer``), both together (``JointTrainer``).
 
-from agentgraph.train.graph import GraphGRPOConfig, GraphGRPOTrainer, StepLog
-from agentgraph.train.joint import JointConfig, JointStep, JointTrainer
+One module per concern: ``config`` (every setting, with help), ``credit`` (rewards and group
+advantages), ``policy`` (the LoRA policy, log-probs, the update), ``adapters`` (save, publish,
+export, load), ``loop`` (progress, step log, checkpoint cadence, atomic writes), and one module per
+trainer over them.
+"""
+
+from agentgraph.train.adapters import load_adapters
+from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
+from agentgraph.train.graph import GraphGRPOTrainer, StepLog
+from agentgraph.train.joint import JointStep, JointTrainer
 from agentgraph.train.loss import grpo_loss
-from agentgraph.train.roles import RoleGRPOConfig, RoleGRPOTrainer, RoleStepLog, load_adapters
+from agentgraph.train.roles import RoleGRPOTrainer, RoleStepLog
 
 __all__ = [
     "GraphGRPOConfig",

@@ -22,48 +22,27 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict
 
+from agentgraph import scheduler
 from agentgraph.backends.base import Backend
 from agentgraph.datasets import Problem
 from agentgraph.errors import ConfigError
 from agentgraph.team import Team
-from agentgraph.topology import EdgeKind, Topology
-from agentgraph.train import steplog
+from agentgraph.topology import Topology
+from agentgraph.train.config import GraphGRPOConfig
+from agentgraph.train.credit import advantages, session_reward
+from agentgraph.train.loop import StepRecord, append_log, train_loop, trim_log
 from agentgraph.transcript import SessionResult
 
 EdgeKey = tuple[str, str, str]
 
 
-class GraphGRPOConfig(BaseModel):
-    """Settings for :class:`GraphGRPOTrainer` (TRL-style: a config object plus a trainer)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    group_size: int = Field(4, ge=2, description="graphs sampled per problem (G)")
-    steps: int = Field(200, ge=1)
-    problems_per_step: int = Field(1, ge=1)
-    learning_rate: float = Field(0.1, gt=0)
-    token_cost: float = Field(0.0, ge=0, description="λ: reward −= λ · tokens / 1000")
-    baseline: Literal["group", "none"] = "group"
-    eps: float = Field(1e-4, gt=0)
-    init_logit: float = 0.0
-    learn: tuple[EdgeKind, ...] = ("spatial", "temporal")
-    agent_dropout: bool = Field(False, description="also learn a keep-logit per agent (AgentDropout-style)")
-    fixed_agents: tuple[str, ...] = Field((), description="agents never dropped (e.g. a decision node)")
-    prune_threshold: float | None = Field(0.5, ge=0, le=1)
-    prune_keep: int | None = Field(None, ge=0)
-    prune_ratio: float | None = Field(None, gt=0, lt=1)
-    prune_every: int = Field(0, ge=0)
-    checkpoint_every: int = Field(20, ge=1)
-    seed: int = 0
-
-
-class StepLog(steplog.StepRecord):
+class StepLog(StepRecord):
     model_config = ConfigDict(extra="forbid")
 
     reward: float
@@ -192,7 +171,7 @@ class GraphGRPOTrainer:
 
     # -- training -------------------------------------------------------------------------------------
     def reward(self, r: SessionResult) -> float:
-        return float(bool(r.correct)) - self.config.token_cost * r.usage.total_tokens / 1000.0
+        return session_reward(r, self.config.token_cost)
 
     Draw = tuple[Topology, torch.Tensor, torch.Tensor]
 
@@ -210,8 +189,12 @@ class GraphGRPOTrainer:
         """Every sampled graph on its problem, all sessions in flight; problem-major order."""
 
         async def run(p: Problem, g: Topology, j: int, i: int) -> SessionResult:
-            return await self.make_team(g).solve(
-                p.question, self.backend, gold=p.answer, session_id=f"step{self.step}-p{i}-g{j}"
+            return await scheduler.solve(
+                self.make_team(g),
+                p.question,
+                self.backend,
+                gold=p.answer,
+                session_id=f"step{self.step}-p{i}-g{j}",
             )
 
         return list(
@@ -232,11 +215,11 @@ class GraphGRPOTrainer:
         rewards_all: list[float] = []
         for i, group in enumerate(draws):
             rs = results[i * c.group_size : (i + 1) * c.group_size]
-            rewards = torch.tensor([self.reward(r) for r in rs])
-            rewards_all += rewards.tolist()
-            adv = (rewards - rewards.mean()) / (rewards.std() + c.eps) if c.baseline == "group" else rewards
+            rewards = [self.reward(r) for r in rs]
+            rewards_all += rewards
+            adv = advantages(rewards, eps=c.eps) if c.baseline == "group" else rewards
             for a, (_, em, am) in zip(adv, group, strict=True):
-                loss = loss - a * self.log_prob(em, am)
+                loss = loss - float(a) * self.log_prob(em, am)
         loss = loss / (len(draws) * c.group_size)
         loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
@@ -250,34 +233,43 @@ class GraphGRPOTrainer:
             loss=float(loss.detach()),
             probabilities=self.probabilities(),
         )
-        self.log.append(entry)
         return entry
 
     async def train_step(self) -> StepLog:
         batch, draws = self.draw_batch()
         return self.update(draws, await self.run_batch(batch, draws))
 
+    async def after_step(self, entry: StepRecord, last: bool) -> None:
+        return None
+
+    def record(self, entry: StepRecord) -> None:
+        """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``."""
+        assert isinstance(entry, StepLog)
+        self.log.append(entry)
+        if self.out is not None:
+            append_log(self.out / "log.jsonl", entry)
+
     async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
+        """Train to ``config.steps`` (from the last checkpoint with ``resume``); the pruned graph."""
         if resume:
             self.load_checkpoint()
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.config.steps, initial=self.step, desc="graph GRPO", unit="step")
-        try:
-            while self.step < self.config.steps:
-                entry = await self.train_step()
-                if self.out is not None:
-                    self._append_log(entry)
-                    if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
-                        self.save_checkpoint()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(reward=f"{entry.reward:.2f}", tokens=f"{entry.tokens:.0f}")
-        finally:
-            if bar is not None:
-                bar.close()
+        def postfix(e: StepRecord) -> dict[str, object]:
+            assert isinstance(e, StepLog)
+            return {"reward": f"{e.reward:.2f}", "tokens": f"{e.tokens:.0f}"}
+
+        await train_loop(
+            self,
+            steps=self.config.steps,
+            checkpoint_every=self.config.checkpoint_every,
+            desc="graph GRPO",
+            progress=progress,
+            postfix=postfix,
+        )
+        return self.finish()
+
+    def finish(self) -> Topology:
+        """The pruned graph; with an ``out`` folder also ``pruned.json`` and the plots."""
         pruned = self.pruned()
         if self.out is not None:
             pruned.save(self.out / "pruned.json")
@@ -285,10 +277,6 @@ class GraphGRPOTrainer:
         return pruned
 
     # -- persistence ------------------------------------------------------------------------------------
-    def _append_log(self, entry: StepLog) -> None:
-        assert self.out is not None
-        steplog.append(self.out / "log.jsonl", entry)
-
     def state(self) -> dict[str, Any]:
         return {
             "step": self.step,
@@ -302,8 +290,9 @@ class GraphGRPOTrainer:
             "config": self.config.model_dump(),
         }
 
-    def save_checkpoint(self) -> Path:
-        assert self.out is not None
+    def save_checkpoint(self) -> Path | None:
+        if self.out is None:
+            return None
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "checkpoint.pt"
         tmp = path.with_name(path.name + ".tmp")
@@ -327,7 +316,7 @@ class GraphGRPOTrainer:
         self.rng.bit_generator.state = st["rng"]
         self.problem_rng.setstate(st["problem_rng"])
         self.step = int(st["step"])
-        self.log = steplog.trim(self.out / "log.jsonl", StepLog, self.step)
+        self.log = trim_log(self.out / "log.jsonl", StepLog, self.step)
         return True
 
     def plot(self) -> None:

@@ -18,31 +18,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict
 
 from agentgraph.backends.base import Backend
 from agentgraph.datasets import Problem
 from agentgraph.team import Team
 from agentgraph.topology import Topology
-from agentgraph.train.graph import GraphGRPOConfig, GraphGRPOTrainer, StepLog
-from agentgraph.train.roles import RoleGRPOConfig, RoleGRPOTrainer, RoleStepLog
+from agentgraph.train.config import JointConfig
+from agentgraph.train.graph import GraphGRPOTrainer, StepLog
+from agentgraph.train.loop import StepRecord, train_loop
+from agentgraph.train.roles import RoleGRPOTrainer, RoleStepLog
 
 
-class JointConfig(BaseModel):
+class JointStep(StepRecord):
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(20, ge=1)
-    schedule: Literal["shared", "alternate"] = "shared"
-    graph: GraphGRPOConfig = GraphGRPOConfig()
-    roles: RoleGRPOConfig = RoleGRPOConfig()
-
-
-class JointStep(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    step: int
     graph: StepLog | None
     roles: RoleStepLog | None
     seconds: float
@@ -112,9 +103,26 @@ class JointTrainer:
             r_log = await self.roles.train_step()
             self.graph.step += 1
         self.step += 1
-        entry = JointStep(step=self.step, graph=g_log, roles=r_log, seconds=time.perf_counter() - start)
+        return JointStep(step=self.step, graph=g_log, roles=r_log, seconds=time.perf_counter() - start)
+
+    async def after_step(self, entry: StepRecord, last: bool) -> None:
+        assert isinstance(entry, JointStep)
+        if entry.roles is not None:
+            await self.roles.after_step(entry.roles, last)
+
+    def record(self, entry: StepRecord) -> None:
+        """Each learner keeps its own part of the step (``OUT/graph/log.jsonl``, ``OUT/roles/log.jsonl``)."""
+        assert isinstance(entry, JointStep)
         self.log.append(entry)
-        return entry
+        if entry.graph is not None:
+            self.graph.record(entry.graph)
+        if entry.roles is not None:
+            self.roles.record(entry.roles)
+
+    def save_checkpoint(self) -> Path | None:
+        self.graph.save_checkpoint()
+        self.roles.save_checkpoint()
+        return self.out
 
     async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
         if resume:
@@ -122,36 +130,12 @@ class JointTrainer:
             self.roles.load_checkpoint()
             self.step = min(self.graph.step, self.roles.step)
             self.graph.step = self.roles.step = self.step
-        if self.roles.heldout and not self.roles.evals:
-            await self.roles.publish()
-            await self.roles._eval_point()  # the starting point of the held-out curve
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.config.steps, initial=self.step, desc="joint GRPO", unit="step")
-        try:
-            while self.step < self.config.steps:
-                entry = await self.train_step()
-                if self.out is not None:
-                    if entry.graph is not None:
-                        self.graph._append_log(entry.graph)
-                    if entry.roles is not None:
-                        self.roles.log.append(entry.roles)
-                        self.roles._append_log(entry.roles)
-                    self.graph.save_checkpoint()
-                    self.roles.save_checkpoint()
-                if bar is not None:
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
-        pruned = self.graph.pruned()
-        if self.out is not None:
-            pruned.save(self.out / "graph" / "pruned.json")
-            self.graph.plot()
-            if self.roles.heldout and self.roles.evals[-1][0] != self.roles.step:
-                await self.roles._eval_point()
-            self.roles.export()
-            self.roles.plot()
+        await self.roles.start()  # the starting point of the held-out curve
+        await train_loop(
+            self, steps=self.config.steps, checkpoint_every=1, desc="joint GRPO", progress=progress
+        )
+        pruned = self.graph.finish()
+        if self.roles.heldout and self.roles.evals[-1][0] != self.roles.step:
+            await self.roles.evaluate_heldout()
+        self.roles.finish()
         return pruned

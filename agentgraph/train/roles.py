@@ -30,75 +30,44 @@ the sampling distribution's).
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
 import math
 import random
 import shutil
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from agentgraph import scheduler
 from agentgraph.answers import is_correct
-from agentgraph.backends.base import Adapter, Backend, GenerationRequest
+from agentgraph.backends.base import Adapter, Backend
 from agentgraph.datasets import Problem
 from agentgraph.errors import ConfigError
-from agentgraph.messages import ChatMessage
-from agentgraph.sampling import Sampling, SamplingOverrides
+from agentgraph.evaluation import evaluate
+from agentgraph.sampling import SamplingOverrides
 from agentgraph.team import Team
-from agentgraph.train import steplog
-from agentgraph.train.loss import LossType, grpo_loss, k3_kl
+from agentgraph.train.adapters import Publisher, export_index, save_adapters
+from agentgraph.train.config import RoleGRPOConfig
+from agentgraph.train.credit import group_advantages, turn_rewards
+from agentgraph.train.loop import (
+    StepRecord,
+    append_log,
+    find_dir,
+    replace_dir_atomic,
+    train_loop,
+    trim_log,
+)
+from agentgraph.train.policy import LoRAPolicy, Sample
 from agentgraph.transcript import SessionResult
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
-
-class RoleGRPOConfig(BaseModel):
-    """Settings for :class:`RoleGRPOTrainer` (names follow TRL's ``GRPOConfig`` where they overlap)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    train_roles: tuple[str, ...] = Field(("solver",), min_length=1)
-    group_size: int = Field(4, ge=2, description="sessions per problem (G)")
-    problems_per_step: int = Field(8, ge=1)
-    steps: int = Field(20, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_targets: tuple[str, ...] = LORA_TARGETS
-    alpha: float = Field(0.5, ge=0, le=1, description="weight of the team outcome in a turn's reward")
-    format_reward: float = Field(0.0, ge=0, description="added when the turn's answer parses")
-    scale_rewards: Literal["group", "batch", "none"] = "group"
-    drop_zero_variance: bool = True
-    loss_type: LossType = "dapo"
-    epsilon: float = Field(0.2, gt=0, description="ε_low")
-    epsilon_high: float | None = Field(None, gt=0, description="ε_high; default ε_low")
-    beta: float = Field(0.0, ge=0, description="k3 KL coefficient to the base model")
-    kl_every: int = Field(
-        5, ge=0, description="with β = 0, measure KL to the base every N steps (a no-grad forward); 0: never"
-    )
-    temperature: float = Field(1.0, gt=0)
-    max_completion_length: int = Field(32, ge=1)
-    micro_batch: int = Field(16, ge=1, description="turns per forward/backward")
-    eval_every: int = Field(5, ge=0, description="held-out evaluation every N steps (0: only at the ends)")
-    eval_temperature: float = Field(0.0, ge=0)
-    keep_best: bool = True
-    checkpoint_every: int = Field(1, ge=1)
-    keep_versions: int = Field(2, ge=1, description="served adapter versions kept on disk")
-    time_limit_min: float | None = Field(None, gt=0, description="stop after this many minutes of training")
-    seed: int = 0
-
-
-class RoleStepLog(steplog.StepRecord):
+class RoleStepLog(StepRecord):
     model_config = ConfigDict(extra="forbid")
 
     reward: float
@@ -115,80 +84,12 @@ class RoleStepLog(steplog.StepRecord):
     seconds: dict[str, float] = Field(description="rollout / logprob / backward / reload")
 
 
-@dataclass
-class Sample:
-    """One trainable turn."""
-
-    role: str
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    old_logps: list[float] | None
-    advantage: float
-
-
-def turn_rewards(result: SessionResult, config: RoleGRPOConfig) -> dict[str, float]:
-    """Turn id → reward, for the agent turns of trainable roles."""
-    team = float(bool(result.correct))
-    out: dict[str, float] = {}
-    for t in result.turns:
-        if t.kind != "agent" or t.role not in config.train_roles or not t.ok:
-            continue
-        own = float(result.gold is not None and is_correct(t.answer, result.gold))
-        fmt = config.format_reward * float(t.answer is not None)
-        out[t.id] = config.alpha * team + (1 - config.alpha) * own + fmt
-    return out
-
-
-def group_advantages(
-    groups: dict[Any, list[tuple[str, float]]], config: RoleGRPOConfig
-) -> tuple[dict[str, float], int, int]:
-    """Turn id → advantage, normalised within each group; also (groups kept, groups dropped)."""
-    all_rewards = [r for members in groups.values() for _, r in members]
-    batch_std = float(np.std(all_rewards, ddof=1)) if len(all_rewards) > 1 else 0.0
-    out: dict[str, float] = {}
-    kept = dropped = 0
-    for members in groups.values():
-        rewards = np.array([r for _, r in members], dtype=np.float64)
-        if len(rewards) < 2 or (config.drop_zero_variance and np.ptp(rewards) == 0):
-            dropped += 1
-            continue
-        kept += 1
-        adv = rewards - rewards.mean()
-        if config.scale_rewards == "group":
-            adv = adv / (rewards.std(ddof=1) + 1e-4)  # TRL: unbiased std, eps 1e-4
-        elif config.scale_rewards == "batch":
-            adv = adv / (batch_std + 1e-4)
-        for (tid, _), a in zip(members, adv.tolist(), strict=True):
-            out[tid] = a
-    return out, kept, dropped
-
-
-def load_adapters(run: str | Path) -> tuple[dict[str, Adapter], int]:
-    """The adapters a role-training run exported (``adapters.json``) and their LoRA rank."""
-    root = Path(run)
-    index = root / "adapters.json"
-    if not index.is_file():
-        raise ConfigError(
-            "adapters", f"{root} has no adapters.json", "give the --out folder of `agentgraph train roles`"
-        )
-    data = json.loads(index.read_text(encoding="utf-8"))
-    adapters = {
-        role: Adapter(name=f"{role}@{root.name}/{Path(p).parent.name}", path=str(root / p))
-        for role, p in data["roles"].items()
-    }
-    for a in adapters.values():
-        if not Path(a.path).is_dir():
-            raise ConfigError(
-                "adapters", f"adapter folder {a.path} is missing", "re-run or re-export training"
-            )
-    return adapters, int(data["rank"])
-
-
 class RoleGRPOTrainer:
     """Trains ``config.train_roles`` of ``team`` on ``problems`` with rollouts on ``backend``.
 
-    ``model`` is the base model's path (default: the backend's, i.e. the embedded model). ``heldout``
-    problems are evaluated greedily every ``eval_every`` steps with the current adapters.
+    ``model`` is the base model's path (default: the one the backend serves, else the embedded
+    model). ``heldout`` problems are evaluated greedily every ``eval_every`` steps with the current
+    adapters.
     """
 
     def __init__(
@@ -202,9 +103,6 @@ class RoleGRPOTrainer:
         model: str | None = None,
         out: str | Path | None = None,
     ) -> None:
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM
-
         from agentgraph.models import resolve
 
         self.config = c = config or RoleGRPOConfig()
@@ -218,89 +116,42 @@ class RoleGRPOTrainer:
                     f"no agent of the team has role {r!r}",
                     f"train some of {', '.join(sorted(team_roles))}",
                 )
-        self.lora = bool(getattr(backend, "enable_lora", False))
-        if self.lora and c.lora_r > int(getattr(backend, "max_lora_rank", c.lora_r)):
+        rank = backend.lora_rank
+        if rank is not None and c.lora_r > rank:
             raise ConfigError(
-                "lora_r", f"{c.lora_r} exceeds the engine's max_lora_rank", "raise VLLM(max_lora_rank=...)"
+                "lora_r",
+                f"{c.lora_r} exceeds the engine's max_lora_rank {rank}",
+                "raise VLLM(max_lora_rank=...)",
             )
         self.team = team
         self.problems = list(problems)
         self.heldout = list(heldout)
         self.backend = backend
         self.out = Path(out) if out is not None else None
-        self._scratch: Path | None = None
-        self.model_path = model or getattr(backend, "model_path", "") or resolve(None)
-        torch.manual_seed(c.seed)
-        base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
-        lora = LoraConfig(
-            r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=0.0, target_modules=list(c.lora_targets)
+        self.root = self.out if self.out is not None else Path(tempfile.mkdtemp(prefix="agentgraph-roles-"))
+        self.model_path = model or backend.model_path or resolve(None)
+        self.policy = LoRAPolicy(self.model_path, c)
+        # without LoRA serving (scripted rollouts) every role is served the base model
+        self.publisher = (
+            Publisher(backend, self.root, c.train_roles, c.keep_versions) if rank is not None else None
         )
-        roles = list(c.train_roles)
-        self.model: Any = get_peft_model(base, lora, adapter_name=roles[0])
-        for r in roles[1:]:
-            self.model.add_adapter(r, lora)
-        self.params = {
-            r: [p for n, p in self.model.named_parameters() if "lora_" in n and f".{r}." in n] for r in roles
-        }
-        for ps in self.params.values():
-            for p in ps:
-                p.requires_grad_(True)
-        self.optimizer = torch.optim.AdamW(
-            [p for ps in self.params.values() for p in ps], lr=c.learning_rate, weight_decay=0.0
-        )
-        self.vocab = int(base.config.vocab_size)
         self.step = 0
         self.log: list[RoleStepLog] = []
         self.rng = random.Random(c.seed)
-        self.served: dict[str, Adapter] = {}
         self.best: tuple[float, int] | None = None  # (held-out accuracy, step)
         self.evals: list[tuple[int, float]] = []
 
-    # -- serving -----------------------------------------------------------------------------------------
     @property
-    def root(self) -> Path:
-        if self.out is not None:
-            return self.out
-        if self._scratch is None:
-            import tempfile
-
-            self._scratch = Path(tempfile.mkdtemp(prefix="agentgraph-roles-"))
-        return self._scratch
-
-    def save_adapters(self, folder: Path) -> dict[str, Path]:
-        """Write every trainable role's adapter under ``folder/ROLE`` (atomically, via a temp folder)."""
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.model.save_pretrained(tmp, selected_adapters=list(self.config.train_roles))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)
-        return {r: folder / r for r in self.config.train_roles}
+    def served(self) -> dict[str, Adapter]:
+        """Role → the adapter version the engine serves now (empty before the first publish)."""
+        return self.publisher.served if self.publisher is not None else {}
 
     async def publish(self) -> float:
         """Save this step's adapters and make the engine serve them (hot reload); seconds taken."""
-        if not self.lora:
+        if self.publisher is None:
             return 0.0
         start = time.perf_counter()
-        versions = self.root / "adapters"
-        paths = self.save_adapters(versions / f"step-{self.step}")
-        self.served = {r: Adapter(name=f"{r}@{self.step}", path=str(p)) for r, p in paths.items()}
-        # one token per role loads the new weights now, so the reload cost is measured here and not
-        # hidden inside the next rollout
-        warm = Sampling(temperature=0.0, max_tokens=1)
-        msg = (ChatMessage(role="user", content="1"),)
-        await asyncio.gather(
-            *(
-                self.backend.generate(GenerationRequest(messages=msg, sampling=warm, adapter=a))
-                for a in self.served.values()
-            )
-        )
-        old = sorted(
-            (p for p in versions.glob("step-*") if p.is_dir() and p.name != f"step-{self.step}"),
-            key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1,
-        )
-        for p in old[: max(0, len(old) - (self.config.keep_versions - 1))]:
-            shutil.rmtree(p, ignore_errors=True)
+        await self.publisher.publish(self.policy.model, self.step)
         return time.perf_counter() - start
 
     def rollout_team(self, *, temperature: float, logprobs: bool, team: Team | None = None) -> Team:
@@ -327,7 +178,7 @@ class RoleGRPOTrainer:
         questions = [p.question for p in batch for _ in range(c.group_size)]
         golds = [p.answer for p in batch for _ in range(c.group_size)]
         ids = [f"step{self.step}-p{i}-g{j}" for i in range(len(batch)) for j in range(c.group_size)]
-        return await team.solve_many(questions, self.backend, golds=golds, session_ids=ids)
+        return await scheduler.solve_many(team, questions, self.backend, golds=golds, session_ids=ids)
 
     def samples(
         self, results: Sequence[SessionResult], problem_of: Sequence[int]
@@ -353,7 +204,7 @@ class RoleGRPOTrainer:
             t = turns[tid]
             if not t.completion_token_ids:
                 continue
-            if max(t.prompt_token_ids + t.completion_token_ids) >= self.vocab:
+            if max(t.prompt_token_ids + t.completion_token_ids) >= self.policy.vocab:
                 raise ConfigError(
                     "backend",
                     "rollout token ids are not the policy model's",
@@ -366,115 +217,6 @@ class RoleGRPOTrainer:
             )
             out.append(Sample(t.role, list(t.prompt_token_ids), list(t.completion_token_ids), lp, a))
         return out, rewards_all, kept, dropped
-
-    # -- the update ------------------------------------------------------------------------------------------
-    def _logps(self, batch: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-token log-probs (B, T) of the completions under the active adapter, and the mask.
-
-        Turns that share a prompt (the G sessions of one problem give a role the same round-0 prompt)
-        share one forward pass over it: its KV cache is repeated across their completions, and the
-        gradient still flows through the prompt's keys and values. Prompts are most of the tokens
-        here (~40 prompt vs ~4 answer tokens), so this is several times cheaper than one padded
-        sequence per turn, and equal to it (``tests/test_train_roles.py`` compares the two).
-        """
-        from trl.trainer.utils import selective_log_softmax
-
-        t_max = max(len(s.completion_ids) for s in batch)
-        rows: list[torch.Tensor] = [torch.empty(0)] * len(batch)
-        by_prompt: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, s in enumerate(batch):
-            by_prompt[tuple(s.prompt_ids)].append(i)
-        temperature = self.config.temperature
-        for prompt, idx in by_prompt.items():
-            out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, logits_to_keep=1)
-            first = out.logits[:, -1:, :]  # predicts each completion's first token
-            comps = [batch[i].completion_ids for i in idx]
-            k, longest = len(idx), max(len(c) for c in comps)
-            if longest > 1:
-                cache = out.past_key_values
-                cache.batch_repeat_interleave(k)
-                ids = torch.zeros((k, longest - 1), dtype=torch.long)
-                attn = torch.ones((k, len(prompt) + longest - 1), dtype=torch.long)
-                for j, c in enumerate(comps):
-                    ids[j, : len(c) - 1] = torch.tensor(c[:-1])
-                    attn[j, len(prompt) + len(c) - 1 :] = 0
-                rest = self.model(input_ids=ids, attention_mask=attn, past_key_values=cache, use_cache=False)
-                logits = torch.cat([first.expand(k, 1, -1), rest.logits], dim=1)
-            else:
-                logits = first.expand(k, 1, -1)
-            targets = torch.zeros((k, longest), dtype=torch.long)
-            for j, c in enumerate(comps):
-                targets[j, : len(c)] = torch.tensor(c)
-            lp = selective_log_softmax(logits / temperature, targets)
-            for j, i in enumerate(idx):
-                rows[i] = torch.nn.functional.pad(lp[j, : len(comps[j])], (0, t_max - len(comps[j])))
-        mask = torch.zeros((len(batch), t_max))
-        for i, s in enumerate(batch):
-            mask[i, : len(s.completion_ids)] = 1
-        return torch.stack(rows), mask
-
-    def update(self, samples: Sequence[Sample]) -> tuple[float, float | None, float, dict[str, float]]:
-        """One optimizer step over ``samples``; returns (loss, kl, clip ratio, seconds by phase)."""
-        c = self.config
-        eps_high = c.epsilon_high if c.epsilon_high is not None else c.epsilon
-        n_seq = len(samples)
-        n_tok = sum(len(s.completion_ids) for s in samples)
-        t_fwd = t_bwd = 0.0
-        total, kls, clipped, counted = 0.0, [], 0.0, 0.0
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        by_role: dict[str, list[Sample]] = defaultdict(list)
-        for s in samples:
-            by_role[s.role].append(s)
-        for role, items in by_role.items():
-            self.model.set_adapter(role)
-            for k in range(0, len(items), c.micro_batch):
-                mb = items[k : k + c.micro_batch]
-                t0 = time.perf_counter()
-                logps, mask = self._logps(mb)
-                old = logps.detach().clone()
-                for i, s in enumerate(mb):
-                    if s.old_logps is not None:
-                        old[i, : len(s.old_logps)] = torch.tensor(s.old_logps)
-                ref = None
-                if c.beta != 0.0 or (c.kl_every and self.step % c.kl_every == 0):
-                    with torch.no_grad(), self.model.disable_adapter():
-                        ref = self._logps(mb)[0]
-                adv = torch.tensor([s.advantage for s in mb], dtype=torch.float32)
-                loss = grpo_loss(
-                    logps,
-                    old,
-                    adv,
-                    mask,
-                    loss_type=c.loss_type,
-                    epsilon_low=c.epsilon,
-                    epsilon_high=eps_high,
-                    beta=c.beta,
-                    ref_per_token_logps=ref,
-                    max_completion_length=c.max_completion_length,
-                    num_sequences=n_seq,
-                    num_items=n_tok,
-                )
-                t1 = time.perf_counter()
-                loss.backward()  # type: ignore[no-untyped-call]
-                t_bwd += time.perf_counter() - t1
-                t_fwd += t1 - t0
-                total += float(loss.detach())
-                with torch.no_grad():
-                    ratio = torch.exp(logps - old)
-                    a = adv.unsqueeze(1)
-                    clip = ((ratio < 1 - c.epsilon) & (a < 0)) | ((ratio > 1 + eps_high) & (a > 0))
-                    clipped += float((clip.float() * mask).sum())
-                    counted += float(mask.sum())
-                    if ref is not None:
-                        kls.append((k3_kl(logps.detach(), ref, mask), float(mask.sum())))
-        t1 = time.perf_counter()
-        params = [p for ps in self.params.values() for p in ps]
-        torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
-        self.optimizer.step()
-        t_bwd += time.perf_counter() - t1
-        kl = sum(v * w for v, w in kls) / max(1.0, sum(w for _, w in kls)) if kls else None
-        return total, kl, clipped / max(1.0, counted), {"logprob": t_fwd, "backward": t_bwd}
 
     async def train_step(self) -> RoleStepLog:
         """Draw problems, roll out ``group_size`` sessions of each, update, publish the new adapters."""
@@ -494,7 +236,8 @@ class RoleGRPOTrainer:
         samples, rewards, kept, dropped = self.samples(results, problem_of)
         loss, kl, clip, secs = (0.0, None, 0.0, {"logprob": 0.0, "backward": 0.0})
         if samples:
-            loss, kl, clip, secs = self.update(samples)
+            measure_kl = bool(c.kl_every and self.step % c.kl_every == 0)
+            loss, kl, clip, secs = self.policy.update(samples, measure_kl=measure_kl)
         self.step += 1
         t_reload = await self.publish()
         own = [
@@ -524,100 +267,94 @@ class RoleGRPOTrainer:
         ps = list(self.heldout if problems is None else problems)
         if not ps:
             return float("nan")
-        if not self.served:
+        if self.publisher is not None and not self.served:
             await self.publish()
         team = self.rollout_team(temperature=self.config.eval_temperature, logprobs=False)
-        results = await team.solve_many(
-            [p.question for p in ps],
-            self.backend,
-            golds=[p.answer for p in ps],
-            session_ids=[f"eval{self.step}-{i}" for i in range(len(ps))],
+        metrics, _ = await evaluate(
+            team, ps, self.backend, progress=False, session_prefix=f"eval{self.step}-"
         )
-        return float(np.mean([bool(r.correct) for r in results]))
+        return metrics.accuracy
 
-    async def _eval_point(self) -> float:
+    async def evaluate_heldout(self) -> float:
+        """Evaluate the held-out set now; keep the point of the curve and the best adapters."""
         acc = await self.evaluate()
         self.evals.append((self.step, acc))
         if self.config.keep_best and (self.best is None or acc > self.best[0]):
             self.best = (acc, self.step)
             if self.out is not None:
-                self.save_adapters(self.out / "best")
+                save_adapters(self.policy.model, self.out / "best", self.config.train_roles)
         return acc
+
+    async def after_step(self, entry: StepRecord, last: bool) -> None:
+        assert isinstance(entry, RoleStepLog)
+        c = self.config
+        if self.heldout and ((c.eval_every and self.step % c.eval_every == 0) or last):
+            entry.heldout_accuracy = await self.evaluate_heldout()
+
+    def record(self, entry: StepRecord) -> None:
+        """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``."""
+        assert isinstance(entry, RoleStepLog)
+        self.log.append(entry)
+        if self.out is not None:
+            append_log(self.out / "log.jsonl", entry)
+
+    async def start(self) -> None:
+        """Serve the first adapters and measure the held-out starting point (once per run)."""
+        if not self.served:
+            await self.publish()
+        if self.heldout and not self.evals:
+            await self.evaluate_heldout()
 
     async def train(self, *, resume: bool = False, progress: bool = False) -> list[RoleStepLog]:
         c = self.config
         if resume:
             self.load_checkpoint()
-        if not self.served:
-            await self.publish()
-        if self.heldout and not self.evals:
-            await self._eval_point()
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+        await self.start()
 
-            bar = tqdm(total=c.steps, initial=self.step, desc="role GRPO", unit="step")
-        started = time.perf_counter()
-        try:
-            while self.step < c.steps:
-                entry = await self.train_step()
-                out_of_time = (
-                    c.time_limit_min is not None and time.perf_counter() - started > 60 * c.time_limit_min
-                )
-                last = self.step == c.steps or out_of_time
-                if self.heldout and ((c.eval_every and self.step % c.eval_every == 0) or last):
-                    entry.heldout_accuracy = await self._eval_point()
-                self.log.append(entry)
-                if self.out is not None:
-                    self._append_log(entry)
-                    if self.step % c.checkpoint_every == 0 or last:
-                        self.save_checkpoint()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(reward=f"{entry.reward:.2f}", heldout=entry.heldout_accuracy)
-                if out_of_time:
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
+        def postfix(e: StepRecord) -> dict[str, object]:
+            assert isinstance(e, RoleStepLog)
+            return {"reward": f"{e.reward:.2f}", "heldout": e.heldout_accuracy}
+
+        await train_loop(
+            self,
+            steps=c.steps,
+            checkpoint_every=c.checkpoint_every,
+            desc="role GRPO",
+            progress=progress,
+            time_limit_min=c.time_limit_min,
+            postfix=postfix,
+        )
+        self.finish()
+        return self.log
+
+    def finish(self) -> None:
+        """With an ``out`` folder: the final adapters, ``adapters.json`` and the plots."""
         if self.out is not None:
             self.export()
             self.plot()
-        return self.log
 
     # -- persistence -----------------------------------------------------------------------------------------
     def export(self) -> Path:
         """Final adapters (``final/``) and ``adapters.json`` pointing at the best (or final) ones."""
         assert self.out is not None
-        self.save_adapters(self.out / "final")
+        c = self.config
+        save_adapters(self.policy.model, self.out / "final", c.train_roles)
         use = "best" if self.best is not None and (self.out / "best").is_dir() else "final"
-        index = {
-            "base_model": self.model_path,
-            "rank": self.config.lora_r,
-            "roles": {r: f"{use}/{r}" for r in self.config.train_roles},
-            "best": {"heldout_accuracy": self.best[0], "step": self.best[1]} if self.best else None,
-        }
-        path = self.out / "adapters.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index, indent=2), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return export_index(
+            self.out, use=use, base_model=self.model_path, rank=c.lora_r, roles=c.train_roles, best=self.best
+        )
 
-    def _append_log(self, entry: RoleStepLog) -> None:
-        assert self.out is not None
-        steplog.append(self.out / "log.jsonl", entry)
-
-    def save_checkpoint(self) -> Path:
-        assert self.out is not None
-        folder = self.out / "checkpoint"
+    def save_checkpoint(self) -> Path | None:
+        if self.out is None:
+            return None
         tmp = self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        self.model.save_pretrained(tmp / "adapters", selected_adapters=list(self.config.train_roles))
+        self.policy.model.save_pretrained(tmp / "adapters", selected_adapters=list(self.config.train_roles))
         torch.save(
             {
                 "step": self.step,
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": self.policy.optimizer.state_dict(),
                 "rng": self.rng.getstate(),
                 "torch_rng": torch.get_rng_state(),
                 "best": self.best,
@@ -626,40 +363,32 @@ class RoleGRPOTrainer:
             },
             tmp / "trainer.pt",
         )
-        old = self.out / "checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.replace(old)
-        tmp.replace(folder)  # the swap: a crash leaves either the old or the new checkpoint whole
-        shutil.rmtree(old, ignore_errors=True)
-        return folder
+        replace_dir_atomic(tmp, self.out / "checkpoint")
+        return self.out / "checkpoint"
 
     def load_checkpoint(self) -> bool:
-        from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         if self.out is None:
             return False
-        folder = self.out / "checkpoint"
-        if not folder.is_dir() and (self.out / "checkpoint.old").is_dir():
-            folder = self.out / "checkpoint.old"  # killed between the two renames
+        folder = find_dir(self.out / "checkpoint")
         if not (folder / "trainer.pt").exists():
             return False
         st = torch.load(folder / "trainer.pt", weights_only=False)
         if tuple(st["config"]["train_roles"]) != self.config.train_roles:
             raise ConfigError("resume", "the checkpoint trained other roles", "use the same --train-roles")
         for r in self.config.train_roles:
-            weights = load_file(str(folder / "adapters" / r / "adapter_model.safetensors"))
-            set_peft_model_state_dict(self.model, weights, adapter_name=r)
-        self.optimizer.load_state_dict(st["optimizer"])
+            self.policy.load_weights(r, load_file(str(folder / "adapters" / r / "adapter_model.safetensors")))
+        self.policy.optimizer.load_state_dict(st["optimizer"])
         self.rng.setstate(st["rng"])
         torch.set_rng_state(st["torch_rng"])
         self.step = int(st["step"])
         b = st["best"]
         self.best = (float(b[0]), int(b[1])) if b else None
         self.evals = [(int(s), float(a)) for s, a in st["evals"]]
-        self.served = {}
-        self.log = steplog.trim(self.out / "log.jsonl", RoleStepLog, self.step)
+        if self.publisher is not None:
+            self.publisher.served = {}
+        self.log = trim_log(self.out / "log.jsonl", RoleStepLog, self.step)
         return True
 
     def plot(self) -> None:

@@ -4,9 +4,9 @@ For users who want one model for every role: TRL drives training (its sampler re
 times, its reward functions, its loss, its logging), and :class:`TeamRollout` is the ``rollout_func``
 it calls for generation. Each prompt becomes one real team session on the in-process vLLM engine,
 with every role served the policy's current LoRA weights (saved and hot-loaded under a new name
-whenever TRL's step counter moves). The completion handed back to TRL is the turn the team decided
-with — the last agent turn — with its prompt ids, completion ids and vLLM sampling log-probs; the
-team's answer is passed to the reward functions as ``team_answer``::
+whenever TRL's step counter moves). The completion handed back to TRL is the turn that carries the
+team's answer (:func:`answer_turn`) with its prompt ids, completion ids and vLLM sampling log-probs;
+the team's answer is passed to the reward functions as ``team_answer``::
 
     rollout = TeamRollout(team, EngineThread(VLLM(enable_lora=True)))
     trainer = GRPOTrainer(model, reward_funcs=[team_reward], args=GRPOConfig(...),
@@ -29,11 +29,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agentgraph.answers import is_correct
+from agentgraph import scheduler
+from agentgraph.answers import answer_key, is_correct
 from agentgraph.backends.base import Adapter
 from agentgraph.backends.vllm import VLLM
+from agentgraph.errors import BackendError
+from agentgraph.messages import Turn
 from agentgraph.sampling import SamplingOverrides
 from agentgraph.team import Team
+from agentgraph.transcript import SessionResult
 
 T = TypeVar("T")
 
@@ -66,8 +70,28 @@ class EngineThread:
         self.thread.join(timeout=30)
 
 
+def answer_turn(result: SessionResult) -> Turn:
+    """The agent turn that carries the team's answer.
+
+    The decider's last turn when the rule names one (``chain_tail``, ``tree_root``); otherwise (a
+    vote, a judge) the last answered agent turn of the final round that gave the team's answer, else
+    the last answered agent turn. A session in which every agent turn failed has nothing to train
+    on: :class:`BackendError` names it.
+    """
+    answered = [t for t in result.turns if t.kind == "agent" and t.ok]
+    if not answered:
+        raise BackendError(f"session {result.session}: every agent turn failed, nothing to train on")
+    final = [t for t in answered if t.round == result.rounds_run - 1]
+    decider = result.decision.decider
+    if decider is not None and (mine := [t for t in final if t.agent == decider]):
+        return mine[-1]
+    key = answer_key(result.answer)
+    agreeing = [t for t in final if key is not None and answer_key(t.answer) == key]
+    return (agreeing or answered)[-1]
+
+
 class TeamRollout:
-    """TRL ``rollout_func``: one team session per prompt; returns the deciding turn of each."""
+    """TRL ``rollout_func``: one team session per prompt; returns the turn carrying each team's answer."""
 
     def __init__(
         self,
@@ -115,12 +139,12 @@ class TeamRollout:
         ids = [f"trl{self.calls}-{i}" for i in range(len(texts))]
         self.calls += 1
         future = asyncio.run_coroutine_threadsafe(
-            team.solve_many(texts, self.engine, session_ids=ids), self.loop
+            scheduler.solve_many(team, texts, self.engine, session_ids=ids), self.loop
         )
         results = future.result()
         out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "team_answer": []}
         for r in results:
-            turn = [t for t in r.turns if t.kind == "agent" and t.ok][-1]
+            turn = answer_turn(r)
             out["prompt_ids"].append(list(turn.prompt_token_ids))
             out["completion_ids"].append(list(turn.completion_token_ids))
             out["logprobs"].append(list(turn.logprobs or [0.0] * len(turn.completion_token_ids)))

@@ -1,0 +1,74 @@
+"""The ``agentgraph`` command line: run, eval, compare, show, demo, train graph | roles | joint.
+
+A thin layer over the library: ``options`` (one pydantic model per command, trainer options
+generated from the trainer configs), ``parser`` (argparse generated from those models, ``--config``
+YAML merged under the flags), and one module per command family (``solve``, ``train``) whose
+commands call library functions and print. Bad input prints one line ``error: FIELD: PROBLEM (FIX)``
+and exits with status 2. ``--json`` ends the output with one JSON object. Ctrl-C or SIGTERM cancels
+the work and shuts the engine down (exit 130 / 143); what was already written stays on disk
+(``eval --resume`` continues it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from agentgraph.cli.parser import build_parser, command_of, resolve_options
+from agentgraph.cli.solve import cmd_compare, cmd_demo, cmd_eval, cmd_run, cmd_show
+from agentgraph.cli.train import cmd_train_graph, cmd_train_joint, cmd_train_roles
+from agentgraph.errors import ConfigError
+
+T = TypeVar("T")
+
+COMMANDS: dict[str, Callable[[Any, Any], Awaitable[dict[str, Any]]]] = {
+    "run": lambda o, ns: cmd_run(o, ns.problem),
+    "eval": lambda o, ns: cmd_eval(o),
+    "compare": lambda o, ns: cmd_compare(o),
+    "show": lambda o, ns: cmd_show(o, ns.topology_spec),
+    "demo": lambda o, ns: cmd_demo(o),
+    "train:graph": lambda o, ns: cmd_train_graph(o),
+    "train:roles": lambda o, ns: cmd_train_roles(o),
+    "train:joint": lambda o, ns: cmd_train_joint(o),
+}
+
+
+async def with_signals(coro: Awaitable[T]) -> T:
+    """Run ``coro``, turning SIGTERM into cancellation so ``async with`` blocks shut engines down."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on the main thread
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    try:
+        o = resolve_options(ns)
+        summary = asyncio.run(with_signals(COMMANDS[command_of(ns)](o, ns)))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was written is kept (eval/compare: --resume continues)", file=sys.stderr)
+        return 130
+    except asyncio.CancelledError:
+        print("terminated: what was written is kept (eval/compare: --resume continues)", file=sys.stderr)
+        return 143
+    if o.json_output:
+        print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

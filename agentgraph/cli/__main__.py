@@ -1,0 +1,5 @@
+import sys
+
+from agentgraph.cli import main
+
+sys.exit(main())

@@ -1,0 +1,219 @@
+"""The options of every command, one pydantic model per command, with one source of defaults and help.
+
+Option groups (team, backend, dataset, output) are declared here with their help text. Trainer
+options are *generated* from the library's configs (:mod:`agentgraph.train.config`): their type,
+default, bounds and help are the config field's, under the CLI's shorter name where it has one
+(``--group`` is ``group_size``, ``--lr`` is ``learning_rate``). A ``--config`` YAML file is validated
+against the command's own model: a key that the command does not use is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
+
+from agentgraph.backends import Backend, create
+from agentgraph.builders import from_spec
+from agentgraph.errors import ConfigError
+from agentgraph.roles import RoleBook
+from agentgraph.sampling import SamplingOverrides
+from agentgraph.team import Team
+from agentgraph.topology import Topology
+from agentgraph.train.adapters import load_adapters
+from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
+
+
+class Common(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    json_output: bool = Field(False, alias="json", description="end with one JSON object")
+
+
+class TeamOptions(BaseModel):
+    topology: str = Field(
+        "full:3",
+        description="single, chain:N, star:N, tree:BxD, full:N, layered:W-W, random:N:P, or a .json file",
+    )
+    role: str = Field("solver", description="role of the builder's agents")
+    rounds: int = Field(2, ge=1, le=1000, description="rounds (every agent speaks once per round)")
+    inter_round: str = Field("full", description="full | partial[:K[:SCORE]] | summarize")
+    decision: str = Field("majority", description="majority | weighted | judge | chain_tail | tree_root")
+    early_stop: bool = Field(False, description="stop once every agent gives the same parseable answer")
+    max_tokens: int | None = Field(None, ge=1, le=100_000, description="new tokens per turn (role default)")
+    temperature: float | None = Field(
+        None, ge=0.0, le=10.0, description="sampling temperature (role default)"
+    )
+    role_card: list[str] = Field(default_factory=list, description="extra role card YAML (repeatable)")
+
+    def team(self, topology: Topology, adapters: str | None = None) -> Team:
+        roles = RoleBook.default().with_cards(*self.role_card) if self.role_card else RoleBook.default()
+        return Team(
+            topology,
+            adapters=load_adapters(adapters)[0] if adapters else None,
+            rounds=self.rounds,
+            inter_round=self.inter_round,
+            decision=self.decision,
+            roles=roles,
+            early_stop=self.early_stop,
+            sampling=SamplingOverrides(max_tokens=self.max_tokens, temperature=self.temperature),
+        )
+
+
+class BackendOptions(BaseModel):
+    backend: str = Field("vllm", description="vllm (in-process) | openai | scripted")
+    model: str | None = Field(
+        None, description="HF id or local path (default: the embedded SmolLM2-135M-Instruct)"
+    )
+    endpoint: list[str] = Field(
+        default_factory=list,
+        description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (repeatable)",
+    )
+    scripted: str | None = Field(None, description="for --backend scripted: module:function agent")
+    seed: int = Field(0, ge=0, description="engine and sampling seed")
+    max_model_len: int = Field(2048, ge=16, description="context length in tokens")
+    adapters: str | None = Field(
+        None, description="a role-training run (train roles --out) whose adapters the roles use"
+    )
+
+    def make_backend(self, *, lora_rank: int | None = None, train: bool = False) -> Backend:
+        """LoRA is on when adapters are served (``--adapters``) or trained (``lora_rank``)."""
+        if self.adapters and self.backend != "vllm":
+            raise ConfigError(
+                "adapters", f"the {self.backend} backend does not serve our adapters", "use --backend vllm"
+            )
+        if self.adapters and lora_rank is None:
+            lora_rank = load_adapters(self.adapters)[1]
+        return create(
+            self.backend,
+            model=self.model,
+            seed=self.seed,
+            max_model_len=self.max_model_len,
+            endpoints=self.endpoint,
+            scripted=self.scripted,
+            lora_rank=lora_rank,
+            policy_tokens=train,
+        )
+
+
+class Solve(Common, TeamOptions, BackendOptions):
+    def make_team(self, spec: str | None = None) -> Team:
+        return self.team(from_spec(spec or self.topology, role=self.role), self.adapters)
+
+
+class RunOptions(Solve):
+    gold: str | None = Field(None, description="the right answer, if known")
+    transcript: str | None = Field(None, description="write the JSONL transcript here")
+
+
+class DataOptions(BaseModel):
+    dataset: str | None = Field(
+        None, description="gsm8k | math500 | svamp | mawps-singleop | arith:... | FILE.jsonl | hf:NAME"
+    )
+    limit: int | None = Field(None, ge=1, description="first N problems")
+    out: str | None = Field(None, description="run directory (default runs/<command>-<time>)")
+    resume: bool = Field(False, description="continue the run in --out")
+
+
+class EvalOptions(Solve, DataOptions):
+    pass
+
+
+class CompareOptions(Solve, DataOptions):
+    topologies: str | None = Field(
+        None, description="comma-separated specs, e.g. single,chain:3,full:3,tree:2x2"
+    )
+
+
+class DemoOptions(Common, BackendOptions):
+    limit: int | None = Field(None, ge=1, description="problems (default 8)")
+    out: str | None = Field(None, description="run directory (default runs/demo-<time>)")
+
+
+class ShowOptions(Common):
+    role: str = Field("solver", description="role of the builder's agents")
+    png: str | None = Field(None, description="write a picture here")
+
+
+def _from(config: type[BaseModel], name: str, **changes: Any) -> Any:
+    """A config field as an option field: its type, default, bounds and help."""
+    info: FieldInfo = config.model_fields[name]
+    merged = FieldInfo.merge_field_infos(info, **changes) if changes else info
+    return (info.annotation, merged)
+
+
+Fields = Mapping[str, tuple[type[BaseModel], str] | None]
+
+
+GRAPH = GraphGRPOConfig
+ROLES = RoleGRPOConfig
+
+# CLI name -> (config, field): the trainers' options are these config fields
+GRAPH_FIELDS: Fields = {
+    "base": None,
+    "group": (GRAPH, "group_size"),
+    "steps": (GRAPH, "steps"),
+    "problems_per_step": (GRAPH, "problems_per_step"),
+    "lr": (GRAPH, "learning_rate"),
+    "token_cost": (GRAPH, "token_cost"),
+    "prune_threshold": (GRAPH, "prune_threshold"),
+    "checkpoint_every": (GRAPH, "checkpoint_every"),
+}
+ROLE_FIELDS: Fields = {
+    "train_roles": None,
+    "heldout": None,
+    "group": (ROLES, "group_size"),
+    "steps": (ROLES, "steps"),
+    "problems_per_step": (ROLES, "problems_per_step"),
+    "lr": (ROLES, "learning_rate"),
+    "loss_type": (ROLES, "loss_type"),
+    "beta": (ROLES, "beta"),
+    "alpha": (ROLES, "alpha"),
+    "lora_r": (ROLES, "lora_r"),
+    "eval_every": (ROLES, "eval_every"),
+    "minutes": (ROLES, "time_limit_min"),
+}
+JOINT_FIELDS: Fields = {
+    **ROLE_FIELDS,
+    "steps": (JointConfig, "steps"),
+    "schedule": (JointConfig, "schedule"),
+    "base": None,
+    "token_cost": (GRAPH, "token_cost"),
+    "prune_threshold": (GRAPH, "prune_threshold"),
+}
+_OWN = {
+    "base": (
+        str | None,
+        Field(None, description="base topology whose edges are the candidates, e.g. full:6"),
+    ),
+    "train_roles": (str | None, Field(None, description="comma-separated roles, e.g. solver,critic")),
+    "heldout": (
+        str | None,
+        Field(None, description="held-out dataset spec, evaluated every --eval-every steps"),
+    ),
+}
+
+
+def _trainer_options(name: str, fields: Fields) -> type[Solve]:
+    spec: dict[str, Any] = {k: _OWN[k] if v is None else _from(*v) for k, v in fields.items()}
+    base: Any = (Solve, DataOptions)
+    return cast(type[Solve], create_model(name, __base__=base, **spec))
+
+
+TrainGraphOptions = _trainer_options("TrainGraphOptions", GRAPH_FIELDS)
+TrainRolesOptions = _trainer_options("TrainRolesOptions", ROLE_FIELDS)
+TrainJointOptions = _trainer_options("TrainJointOptions", JOINT_FIELDS)
+
+OPTIONS: dict[str, type[Common]] = {
+    "run": RunOptions,
+    "eval": EvalOptions,
+    "compare": CompareOptions,
+    "demo": DemoOptions,
+    "show": ShowOptions,
+    "train:graph": TrainGraphOptions,
+    "train:roles": TrainRolesOptions,
+    "train:joint": TrainJointOptions,
+}
+"""Command -> its options model (the parser and ``--config`` validation both read this)."""

@@ -1,0 +1,169 @@
+"""The solving commands: ``run``, ``eval``, ``compare``, ``demo``, ``show`` — each a thin call into
+the library (``solve``, ``evaluate``, ``compare``) plus what it prints."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agentgraph import scheduler
+from agentgraph.builders import from_spec
+from agentgraph.cli.options import CompareOptions, DemoOptions, EvalOptions, RunOptions, ShowOptions
+from agentgraph.datasets import load_dataset
+from agentgraph.errors import ConfigError
+from agentgraph.evaluation import compare, evaluate, run_dir
+from agentgraph.metrics import Metrics
+from agentgraph.reports import COMPARE_HEADER, compare_row
+from agentgraph.transcript import TranscriptWriter
+
+DEMO_TOPOLOGIES = ("single", "chain:3", "full:3", "tree:2x1")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    out = Console(stderr=False, highlight=False)
+    if not out.is_terminal:  # logs and pipes: do not squeeze the table to 80 columns
+        out = Console(stderr=False, highlight=False, width=160)
+    return out
+
+
+def print_compare(title: str, named: Sequence[tuple[str, Metrics]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for h in COMPARE_HEADER:
+        table.add_column(h)
+    for name, m in named:
+        table.add_row(*compare_row(name, m))
+    console().print(table)
+
+
+def need_dataset(dataset: str | None) -> str:
+    if not dataset:
+        raise ConfigError("dataset", "missing", "pass --dataset, e.g. --dataset arith:n=50 or gsm8k")
+    return dataset
+
+
+async def cmd_run(o: RunOptions, problem: str) -> dict[str, Any]:
+    from rich.table import Table
+
+    team = o.make_team()
+    backend = o.make_backend()
+    async with backend:
+        if o.transcript:
+            with TranscriptWriter(o.transcript) as w:
+                r = await scheduler.solve(team, problem, backend, gold=o.gold, writer=w)
+        else:
+            r = await scheduler.solve(team, problem, backend, gold=o.gold)
+    by_round = {rnd: r.answers(rnd) for rnd in range(r.rounds_run)}
+    table = Table(title=team.describe())
+    table.add_column("round")
+    for a in team.agents:
+        table.add_column(a)
+    for rnd, answers in by_round.items():
+        table.add_row(str(rnd), *[str(answers.get(a)) for a in team.agents])
+    console().print(table)
+    verdict = "" if r.correct is None else ("  (right)" if r.correct else f"  (wrong; gold {r.gold})")
+    print(f"team answer ({r.decision.method}): {r.answer}{verdict}")
+    print(
+        f"tokens: {r.usage.prompt_tokens} prompt + {r.usage.completion_tokens} completion, "
+        f"{r.usage.requests} requests, {r.wall_s:.1f} s, {r.errors} failed"
+    )
+    return {
+        "answer": r.answer,
+        "correct": r.correct,
+        "answers_by_round": by_round,
+        "session": r.session,
+        "prompt_tokens": r.usage.prompt_tokens,
+        "completion_tokens": r.usage.completion_tokens,
+        "requests": r.usage.requests,
+        "errors": r.errors,
+        "wall_s": round(r.wall_s, 3),
+        "transcript": o.transcript,
+    }
+
+
+async def cmd_eval(o: EvalOptions) -> dict[str, Any]:
+    problems = load_dataset(need_dataset(o.dataset), limit=o.limit)  # bad data before any engine
+    team = o.make_team()
+    out = Path(o.out) if o.out else run_dir("eval")
+    async with o.make_backend() as backend:
+        m, _ = await evaluate(team, problems, backend, out, resume=o.resume, name=o.topology, report=True)
+    print_compare(f"{o.dataset}: {m.n} problems", [(o.topology, m)])
+    print(f"report: {out / 'report.md'}")
+    return {**m.model_dump(), "report": str(out / "report.md"), "out": str(out)}
+
+
+async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: str) -> dict[str, Any]:
+    problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
+    teams = [(s, o.make_team(s)) for s in specs]  # every topology is checked before the engine starts
+    async with o.make_backend() as backend:
+        named, report = await compare(teams, problems, backend, out, title=title, resume=o.resume)
+    print_compare(title, named)
+    print(f"report: {report}")
+    rows = [
+        {
+            "topology": n,
+            "accuracy": m.accuracy,
+            "ci95": [m.ci95_low, m.ci95_high],
+            "n": m.n,
+            "prompt_tokens_per_problem": m.prompt_tokens_per_problem,
+            "completion_tokens_per_problem": m.completion_tokens_per_problem,
+            "wall_s": m.wall_s,
+            "agreement": m.agreement,
+            "oracle": m.oracle,
+            "maj_at_k": m.maj_at_k,
+            "per_agent_accuracy": m.per_agent_accuracy,
+        }
+        for n, m in named
+    ]
+    return {"dataset": o.dataset, "rows": rows, "report": str(report)}
+
+
+async def cmd_compare(o: CompareOptions) -> dict[str, Any]:
+    need_dataset(o.dataset)
+    specs = [s.strip() for s in (o.topologies or "").split(",") if s.strip()]
+    if not specs:
+        raise ConfigError("topologies", "missing", "pass --topologies single,chain:3,full:3")
+    out = Path(o.out) if o.out else run_dir("compare")
+    return await _compare(o, specs, out, f"{o.dataset} (limit {o.limit})")
+
+
+async def cmd_demo(o: DemoOptions) -> dict[str, Any]:
+    n = o.limit or 8
+    dataset = f"arith:ops=+,digits=2,n={n},seed={o.seed}"
+    settings = CompareOptions.model_validate(
+        {**o.model_dump(exclude={"limit", "out"}), "dataset": dataset, "rounds": 2, "max_tokens": 32}
+    )
+    out = Path(o.out) if o.out else run_dir("demo")
+    print(
+        f"demo: {', '.join(DEMO_TOPOLOGIES)} on {n} generated arithmetic problems, "
+        f"2 rounds, on {o.backend} ({o.model or 'embedded SmolLM2-135M-Instruct'})",
+        file=sys.stderr,
+    )
+    return await _compare(settings, DEMO_TOPOLOGIES, out, f"demo: {dataset}")
+
+
+async def cmd_show(o: ShowOptions, spec: str) -> dict[str, Any]:
+    topo = from_spec(spec, role=o.role)
+    gens = topo.generations()
+    print(
+        f"{topo.graph.get('name')}: {len(topo)} agents, {len(topo.edges_of('spatial'))} spatial edges, "
+        f"{len(topo.edges_of('temporal'))} temporal edges"
+    )
+    for i, g in enumerate(gens):
+        print(f"  generation {i}: " + ", ".join(f"{a} ({topo.role_of(a)})" for a in g))
+    png = str(topo.draw(o.png)) if o.png else None
+    if png:
+        print(f"picture: {png}")
+    return {
+        "name": topo.graph.get("name"),
+        "agents": len(topo),
+        "spatial_edges": len(topo.edges_of("spatial")),
+        "temporal_edges": len(topo.edges_of("temporal")),
+        "generations": gens,
+        "png": png,
+    }

@@ -1,0 +1,126 @@
+"""Metrics of a set of finished sessions: accuracy with a 95% Wilson interval, maj@k over the agents'
+last-round answers (whatever the decision rule), oracle (some agent right in the last round),
+agreement (all agents gave the same parseable answer), per-agent and per-round accuracy, tokens per
+problem (prompt/completion, by agent, round and edge), session latency p50/p95, tokens per solved
+problem.
+
+Examples
+--------
+>>> wilson(8, 10)
+(0.49016..., 0.94331...)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from agentgraph.answers import answer_key, is_correct
+from agentgraph.decisions import vote
+from agentgraph.errors import ConfigError
+from agentgraph.transcript import SessionResult
+
+
+class Metrics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team: str
+    n: int
+    correct: int
+    accuracy: float
+    ci95_low: float
+    ci95_high: float
+    maj_at_k: float
+    oracle: float
+    agreement: float
+    unparseable: float
+    per_agent_accuracy: dict[str, float]
+    per_round_accuracy: dict[int, float]
+    per_round_agent_accuracy: dict[int, float]
+    prompt_tokens_per_problem: float
+    completion_tokens_per_problem: float
+    tokens_by_agent: dict[str, float]
+    tokens_by_round: dict[int, float]
+    tokens_by_edge: dict[str, float]
+    tokens_per_solved: float | None
+    latency_p50_s: float
+    latency_p95_s: float
+    errors: int
+    wall_s: float = 0.0
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The 95% Wilson score interval of ``k`` successes in ``n`` trials."""
+    if n == 0:
+        return 0.0, 0.0
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: float = 0.0) -> Metrics:
+    n = len(results)
+    if n == 0:
+        raise ConfigError("results", "no finished sessions", "run at least one problem")
+    correct = sum(1 for r in results if r.correct)
+    lo, hi = wilson(correct, n)
+    maj = oracle = agree = unparse = 0
+    agent_right: dict[str, int] = defaultdict(int)
+    round_right: dict[int, int] = defaultdict(int)
+    round_agent_right: dict[int, list[float]] = defaultdict(list)
+    by_agent: dict[str, float] = defaultdict(float)
+    by_round: dict[int, float] = defaultdict(float)
+    by_edge: dict[str, float] = defaultdict(float)
+    for r in results:
+        gold = r.gold or ""
+        last = [t for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1]
+        maj += bool(is_correct(vote(last, {}, r.session, "majority").answer, gold))
+        oracle += any(is_correct(t.answer, gold) for t in last)
+        keys = {answer_key(t.answer) for t in last}
+        agree += len(keys) == 1 and None not in keys
+        unparse += r.answer is None
+        for t in last:
+            agent_right[t.agent] += is_correct(t.answer, gold)
+        for rnd in range(r.rounds_run):
+            turns = [t for t in r.turns if t.kind == "agent" and t.round == rnd]
+            round_right[rnd] += bool(is_correct(vote(turns, {}, r.session, "majority").answer, gold))
+            round_agent_right[rnd].append(sum(is_correct(t.answer, gold) for t in turns) / max(1, len(turns)))
+        for a, u in r.usage_by_agent.items():
+            by_agent[a] += u.total_tokens / n
+        for rnd, u in r.usage_by_round.items():
+            by_round[rnd] += u.total_tokens / n
+        for e, tok in r.tokens_by_edge.items():
+            by_edge[e] += tok / n
+    lat = np.array([r.wall_s for r in results])
+    total_tokens = sum(r.usage.total_tokens for r in results)
+    return Metrics(
+        team=team_name,
+        n=n,
+        correct=correct,
+        accuracy=correct / n,
+        ci95_low=lo,
+        ci95_high=hi,
+        maj_at_k=maj / n,
+        oracle=oracle / n,
+        agreement=agree / n,
+        unparseable=unparse / n,
+        per_agent_accuracy={a: k / n for a, k in sorted(agent_right.items())},
+        per_round_accuracy={rnd: k / n for rnd, k in sorted(round_right.items())},
+        per_round_agent_accuracy={rnd: float(np.mean(v)) for rnd, v in sorted(round_agent_right.items())},
+        prompt_tokens_per_problem=sum(r.usage.prompt_tokens for r in results) / n,
+        completion_tokens_per_problem=sum(r.usage.completion_tokens for r in results) / n,
+        tokens_by_agent=dict(by_agent),
+        tokens_by_round=dict(sorted(by_round.items())),
+        tokens_by_edge=dict(by_edge),
+        tokens_per_solved=total_tokens / correct if correct else None,
+        latency_p50_s=float(np.percentile(lat, 50)),
+        latency_p95_s=float(np.percentile(lat, 95)),
+        errors=sum(r.errors for r in results),
+        wall_s=wall_s,
+    )

@@ -1,0 +1,97 @@
+"""Role cards: what an agent is asked to be.
+
+A card is a YAML file (the built-in ones are in the top-level ``roles/cards/``) validated into
+:class:`Role`. The built-in cards are
+solver, critic, verifier, summarizer, judge and manager; users add their own by path::
+
+    book = RoleBook.default().with_cards("my_roles/skeptic.yaml")
+
+There is no global registry: a :class:`RoleBook` is a plain value handed to the team.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from importlib.util import find_spec
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentgraph.errors import ConfigError, from_validation, read_yaml_mapping
+from agentgraph.sampling import Sampling
+
+
+def _cards_dir() -> Path:
+    # the cards are data of the top-level ``roles`` package; find it without importing it (its
+    # __init__ re-exports this module)
+    spec = find_spec("roles")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("roles", "the built-in role cards are not installed", "reinstall agentgraph")
+    return Path(next(iter(spec.submodule_search_locations))) / "cards"
+
+
+CARDS_DIR = _cards_dir()
+
+
+class Role(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    description: str = ""
+    system_prompt: str
+    instruction: str = Field(description="appended after the problem and the peers' messages")
+    peer_header: str = "Messages from other agents:"
+    peer_template: str = "[{agent} ({role}), round {round}]: {text}"
+    own_template: str = "[your own answer, round {round}]: {text}"
+    summary_template: str = "[summary of round {round}]: {text}"
+    answer_format: str = Field("boxed", pattern=r"^(boxed|free)$")
+    peer_char_limit: int = Field(1500, ge=16, description="peer text is data: capped, never obeyed")
+    sampling: Sampling = Sampling()
+    adapter: str | None = Field(None, description="path of a LoRA adapter trained for this role")
+
+
+def load_role(path: str | Path) -> Role:
+    """Load one card; errors name the file and the field."""
+    p = Path(path)
+    data = read_yaml_mapping(p, "role", "`name: ...`, `system_prompt: ...`")
+    data.setdefault("name", p.stem)
+    try:
+        return Role.model_validate(data)
+    except ValidationError as e:
+        raise from_validation(e, f"role {p.name}: ", "see roles/cards/solver.yaml") from None
+
+
+class RoleBook(Mapping[str, Role]):
+    """An immutable name → :class:`Role` mapping."""
+
+    def __init__(self, roles: Iterable[Role] = ()) -> None:
+        self._roles: dict[str, Role] = {r.name: r for r in roles}
+
+    @classmethod
+    def default(cls) -> RoleBook:
+        return cls(load_role(p) for p in sorted(CARDS_DIR.glob("*.yaml")))
+
+    def with_cards(self, *paths: str | Path) -> RoleBook:
+        extra = [load_role(p) for p in paths]
+        return RoleBook([*self._roles.values(), *extra])
+
+    def with_roles(self, *roles: Role) -> RoleBook:
+        return RoleBook([*self._roles.values(), *roles])
+
+    def __getitem__(self, name: str) -> Role:
+        try:
+            return self._roles[name]
+        except KeyError:
+            known = ", ".join(sorted(self._roles))
+            raise ConfigError(
+                "role", f"unknown role {name!r}", f"use one of {known} or add a card by path"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._roles)
+
+    def __len__(self) -> int:
+        return len(self._roles)
+
+
+__all__ = ["CARDS_DIR", "Role", "RoleBook", "load_role"]

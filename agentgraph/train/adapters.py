@@ -1,0 +1,104 @@
+"""Role adapters on disk and in the engine: save, publish (hot reload), export, load.
+
+- :func:`save_adapters` writes every trained role's adapter under ``folder/ROLE`` atomically;
+- :class:`Publisher` saves a step's adapters as ``adapters/step-N`` and makes the backend serve them
+  under new names (``solver@3``) — a new name means new weights, so no engine restart is needed —
+  then keeps only the last ``keep_versions`` folders;
+- :func:`export_index` writes ``adapters.json`` (base model, rank, role → folder) and
+  :func:`load_adapters` reads it back for ``--adapters``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agentgraph.backends.base import Adapter, Backend, GenerationRequest
+from agentgraph.errors import ConfigError
+from agentgraph.messages import ChatMessage
+from agentgraph.sampling import Sampling
+
+
+def save_adapters(model: Any, folder: Path, roles: Sequence[str]) -> dict[str, Path]:
+    """Write the PEFT ``model``'s adapters of ``roles`` under ``folder/ROLE`` (via a temp folder)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, selected_adapters=list(roles))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    return {r: folder / r for r in roles}
+
+
+class Publisher:
+    """Serves each step's adapters on ``backend`` under a new name."""
+
+    def __init__(self, backend: Backend, root: Path, roles: Sequence[str], keep_versions: int = 2) -> None:
+        self.backend = backend
+        self.root = root
+        self.roles = list(roles)
+        self.keep_versions = keep_versions
+        self.served: dict[str, Adapter] = {}
+
+    async def publish(self, model: Any, step: int) -> None:
+        versions = self.root / "adapters"
+        paths = save_adapters(model, versions / f"step-{step}", self.roles)
+        self.served = {r: Adapter(name=f"{r}@{step}", path=str(p)) for r, p in paths.items()}
+        # one token per role loads the new weights now, so the reload cost is measured here and not
+        # hidden inside the next rollout
+        warm = Sampling(temperature=0.0, max_tokens=1)
+        msg = (ChatMessage(role="user", content="1"),)
+        await asyncio.gather(
+            *(
+                self.backend.generate(GenerationRequest(messages=msg, sampling=warm, adapter=a))
+                for a in self.served.values()
+            )
+        )
+        old = sorted(
+            (p for p in versions.glob("step-*") if p.is_dir() and p.name != f"step-{step}"),
+            key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1,
+        )
+        for p in old[: max(0, len(old) - (self.keep_versions - 1))]:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def export_index(
+    out: Path, *, use: str, base_model: str, rank: int, roles: Sequence[str], best: tuple[float, int] | None
+) -> Path:
+    """``out/adapters.json``: what :func:`load_adapters` (and ``--adapters``) reads."""
+    index = {
+        "base_model": base_model,
+        "rank": rank,
+        "roles": {r: f"{use}/{r}" for r in roles},
+        "best": {"heldout_accuracy": best[0], "step": best[1]} if best else None,
+    }
+    path = out / "adapters.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_adapters(run: str | Path) -> tuple[dict[str, Adapter], int]:
+    """The adapters a role-training run exported (``adapters.json``) and their LoRA rank."""
+    root = Path(run)
+    index = root / "adapters.json"
+    if not index.is_file():
+        raise ConfigError(
+            "adapters", f"{root} has no adapters.json", "give the --out folder of `agentgraph train roles`"
+        )
+    data = json.loads(index.read_text(encoding="utf-8"))
+    adapters = {
+        role: Adapter(name=f"{role}@{root.name}/{Path(p).parent.name}", path=str(root / p))
+        for role, p in data["roles"].items()
+    }
+    for a in adapters.values():
+        if not Path(a.path).is_dir():
+            raise ConfigError(
+                "adapters", f"adapter folder {a.path} is missing", "re-run or re-export training"
+            )
+    return adapters, int(data["rank"])

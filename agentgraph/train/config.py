@@ -1,0 +1,131 @@
+"""Every trainer setting, with its help text (the CLI's options and help are generated from these).
+
+Grouped as TRL's ``GRPOConfig`` groups its fields: the rollout (what is sampled), the reward and
+its credit, the optimisation, the model (LoRA), and the run (evaluation, checkpoints, time). Names
+follow TRL where the two overlap (``learning_rate``, ``beta``, ``epsilon``, ``loss_type``,
+``scale_rewards``, ``max_completion_length``, ``temperature``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentgraph.topology import EdgeKind
+from agentgraph.train.loss import LossType
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ScaleRewards = Literal["group", "batch", "none"]
+
+
+class GraphGRPOConfig(BaseModel):
+    """Settings for :class:`~agentgraph.train.GraphGRPOTrainer`.
+
+    Examples
+    --------
+    >>> GraphGRPOConfig(group_size=8).learning_rate
+    0.1
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # rollout
+    group_size: int = Field(4, ge=2, description="graphs sampled per problem (G)")
+    problems_per_step: int = Field(1, ge=1, description="problems per optimizer step")
+    learn: tuple[EdgeKind, ...] = Field(("spatial", "temporal"), description="edge kinds whose logits learn")
+    init_logit: float = Field(0.0, description="starting logit of every learnable edge (0: p = 0.5)")
+    agent_dropout: bool = Field(False, description="also learn a keep-logit per agent (AgentDropout-style)")
+    fixed_agents: tuple[str, ...] = Field((), description="agents never dropped (e.g. a decision node)")
+    # reward and credit
+    token_cost: float = Field(0.0, ge=0, description="λ: reward −= λ · tokens / 1000")
+    baseline: Literal["group", "none"] = Field(
+        "group", description="group: (r − mean) / (std + eps) per problem; none: GPTSwarm's plain REINFORCE"
+    )
+    eps: float = Field(1e-4, gt=0, description="added to the group's std")
+    # optimisation
+    steps: int = Field(200, ge=1, description="optimizer steps")
+    learning_rate: float = Field(0.1, gt=0, description="Adam learning rate on the logits")
+    # pruning
+    prune_threshold: float | None = Field(0.5, ge=0, le=1, description="final graph: edges with p ≥ this")
+    prune_keep: int | None = Field(None, ge=0, description="final graph: the k most probable edges instead")
+    prune_ratio: float | None = Field(
+        None, gt=0, lt=1, description="iterative pruning: drop this share of the active edges (AgentPrune ρ)"
+    )
+    prune_every: int = Field(0, ge=0, description="iterative pruning every N steps (0: never)")
+    # run
+    checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints")
+    seed: int = Field(0, ge=0, description="seed of graph sampling and problem draws")
+
+
+class RoleGRPOConfig(BaseModel):
+    """Settings for :class:`~agentgraph.train.RoleGRPOTrainer`.
+
+    Examples
+    --------
+    >>> RoleGRPOConfig(lora_r=8).lora_alpha  # 2·r unless given
+    16
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # rollout
+    train_roles: tuple[str, ...] = Field(("solver",), min_length=1, description="roles that get an adapter")
+    group_size: int = Field(4, ge=2, description="sessions per problem (G)")
+    problems_per_step: int = Field(8, ge=1, description="problems per optimizer step")
+    temperature: float = Field(1.0, gt=0, description="rollout temperature (top_p is 1)")
+    max_completion_length: int = Field(32, ge=1, description="new tokens per turn in rollouts")
+    # reward and credit
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the team outcome in a turn's reward")
+    format_reward: float = Field(0.0, ge=0, description="added when the turn's answer parses")
+    scale_rewards: ScaleRewards = Field(
+        "group", description="divide advantages by the group's std, the batch's, or nothing (TRL)"
+    )
+    drop_zero_variance: bool = Field(True, description="drop groups whose rewards are all equal")
+    # optimisation
+    steps: int = Field(20, ge=1, description="optimizer steps")
+    learning_rate: float = Field(5e-5, gt=0, description="AdamW learning rate on the adapters")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
+    loss_type: LossType = Field("dapo", description="dapo | grpo | dr_grpo (TRL's normalisations)")
+    epsilon: float = Field(0.2, gt=0, description="ε_low of the clipped ratio")
+    epsilon_high: float | None = Field(None, gt=0, description="ε_high; default ε_low")
+    beta: float = Field(0.0, ge=0, description="k3 KL coefficient to the base model")
+    kl_every: int = Field(
+        5, ge=0, description="with β = 0, measure KL to the base every N steps (a no-grad forward); 0: never"
+    )
+    micro_batch: int = Field(16, ge=1, description="turns per forward/backward")
+    # model
+    lora_r: int = Field(16, ge=1, le=256, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA α (default 2·lora_r)")
+    lora_targets: tuple[str, ...] = Field(LORA_TARGETS, description="modules that get LoRA weights")
+    # run
+    eval_every: int = Field(5, ge=0, description="held-out evaluation every N steps (0: only at the ends)")
+    eval_temperature: float = Field(0.0, ge=0, description="sampling temperature of held-out evaluation")
+    keep_best: bool = Field(True, description="keep the adapters with the best held-out accuracy (best/)")
+    checkpoint_every: int = Field(1, ge=1, description="steps between checkpoints")
+    keep_versions: int = Field(2, ge=1, description="served adapter versions kept on disk")
+    time_limit_min: float | None = Field(None, gt=0, description="stop after this many minutes of training")
+    seed: int = Field(0, ge=0, description="seed of problem draws and torch")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alpha_follows_rank(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("lora_alpha") is None:
+            return {**data, "lora_alpha": 2 * int(data.get("lora_r", 16))}
+        return data
+
+
+class JointConfig(BaseModel):
+    """Settings for :class:`~agentgraph.train.JointTrainer`: the two learners' configs and the schedule.
+
+    ``steps`` overrides both learners' own ``steps``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(20, ge=1, description="joint steps")
+    schedule: Literal["shared", "alternate"] = Field(
+        "shared", description="shared: one rollout feeds both updates; alternate: graph and roles take turns"
+    )
+    graph: GraphGRPOConfig = Field(default_factory=GraphGRPOConfig, description="the graph learner")
+    roles: RoleGRPOConfig = Field(default_factory=RoleGRPOConfig, description="the role learner")
