@@ -22,11 +22,11 @@ from agentgraph import backends
 from agentgraph.answers import answer_key, extract, is_correct
 from agentgraph.builders import chain, from_spec, full, layered, pruned, random_graph, single, star, tree
 from agentgraph.datasets import Problem, load_dataset
-from agentgraph.decisions import Decision, DecisionRule
+from agentgraph.decisions import DecisionRule
 from agentgraph.errors import BackendError, ConfigError
 from agentgraph.evaluation import compare, evaluate
 from agentgraph.inter_round import InterRound
-from agentgraph.messages import ChatMessage, Turn, Usage
+from agentgraph.messages import ChatMessage, Decision, Turn, Usage
 from agentgraph.metrics import Metrics
 from agentgraph.retry import RetryPolicy
 from agentgraph.roles import Role, RoleBook

@@ -99,7 +99,7 @@ def _answer_key(answer: str | None) -> str | None:
 
 
 def is_correct(pred: str | None, gold: str) -> bool:
-    """Whether ``pred`` equals ``gold`` (gold parsed first). ``None`` is wrong.
+    r"""Whether ``pred`` equals ``gold`` (gold parsed first). ``None`` is wrong.
 
     Examples
     --------

@@ -14,33 +14,19 @@ round). A user-written rule only has to provide the same three members (:class:`
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from agentgraph.answers import answer_key
 from agentgraph.errors import ConfigError
-from agentgraph.messages import Turn
+from agentgraph.messages import Decision, Turn
 from agentgraph.prompts import Speak, view
 from agentgraph.roles import Role
 from agentgraph.topology import Topology
+from agentgraph.voting import vote
 
 DecisionName = Literal["majority", "weighted", "judge", "chain_tail", "tree_root"]
 DECISIONS: tuple[DecisionName, ...] = ("majority", "weighted", "judge", "chain_tail", "tree_root")
-
-
-class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    method: str
-    answer: str | None
-    votes: dict[str, float] = Field(default_factory=dict)
-    decider: str | None = None
-    note: str = ""
 
 
 @runtime_checkable
@@ -193,25 +179,3 @@ def _root(topology: Topology) -> str | None:
         return str(marked[0])
     sinks = topology.sinks()
     return sinks[0] if len(sinks) == 1 else None
-
-
-def vote(turns: list[Turn], weights: dict[str, float], session: str, method: str) -> Decision:
-    tally: dict[str, float] = defaultdict(float)
-    first: dict[str, str] = {}
-    for t in turns:
-        key = answer_key(t.answer)
-        if key is None or t.answer is None:
-            continue
-        tally[key] += weights.get(t.agent, 1.0)
-        first.setdefault(key, t.answer)
-    if not tally:
-        return Decision(method=method, answer=None, note="no agent gave a parseable answer")
-    best = max(tally.values())
-    tied = sorted(k for k, v in tally.items() if v == best)
-    pick = tied[0] if len(tied) == 1 else random.Random(f"tie|{session}").choice(tied)
-    return Decision(
-        method=method,
-        answer=first[pick],
-        votes=dict(tally),
-        note="tie broken at random" if len(tied) > 1 else "",
-    )

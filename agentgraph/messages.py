@@ -77,3 +77,15 @@ class Turn(BaseModel):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class Decision(BaseModel):
+    """How a session's answer was chosen: by which rule, the tally, and who decided."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    answer: str | None
+    votes: dict[str, float] = Field(default_factory=dict)
+    decider: str | None = None
+    note: str = ""

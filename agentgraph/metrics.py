@@ -20,9 +20,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agentgraph.answers import answer_key, is_correct
-from agentgraph.decisions import vote
 from agentgraph.errors import ConfigError
 from agentgraph.transcript import SessionResult
+from agentgraph.voting import vote
 
 
 class Metrics(BaseModel):

@@ -23,9 +23,8 @@ from collections.abc import Awaitable, Sequence
 
 from agentgraph.answers import answer_key, extract, is_correct
 from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
-from agentgraph.decisions import Decision
 from agentgraph.errors import BackendError, ConfigError
-from agentgraph.messages import Turn, TurnKind, Usage
+from agentgraph.messages import Decision, Turn, TurnKind, Usage
 from agentgraph.prompts import PeerView, build_messages, view
 from agentgraph.retry import call_with_retries
 from agentgraph.roles import Role

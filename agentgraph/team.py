@@ -25,7 +25,7 @@ OnError = Literal["record", "raise"]
 
 
 class Team:
-    """A topology, its role cards and the protocol, checked once and ready to run.
+    r"""A topology, its role cards and the protocol, checked once and ready to run.
 
     Parameters
     ----------

@@ -15,8 +15,7 @@ from typing import IO, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from agentgraph.decisions import Decision
-from agentgraph.messages import Turn, Usage
+from agentgraph.messages import Decision, Turn, Usage
 
 
 class SessionHeader(BaseModel):

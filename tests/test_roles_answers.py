@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from math_verify.errors import TimeoutException
 
-from agentgraph import ConfigError, answer_key, extract, is_correct
+from agentgraph import ConfigError, answer_key, answers, extract, is_correct
 from roles import RoleBook, load_role
 
 
@@ -82,5 +84,25 @@ def test_correctness_and_keys() -> None:
 
 def test_hostile_output_is_bounded() -> None:
     evil = "\\boxed{" * 5000 + "}" * 10 + "import os; os.system('rm -rf /')"
-    out = extract(evil)
-    assert out is None or isinstance(out, str)
+    start = time.perf_counter()
+    out = extract(evil + " unique")  # not a cached call
+    elapsed = time.perf_counter() - start
+    assert out is None  # unbalanced boxes and code are no answer, and nothing ran
+    # only the last MAX_CHARS are read, and each math-verify parse is under its own time limit
+    assert elapsed < 2 * answers.TIMEOUT_S
+
+
+def test_a_timeout_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = answers.parse
+    calls = {"n": 0}
+
+    def slow_once(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TimeoutException("slow machine")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(answers, "parse", slow_once)
+    text = "we get x = \\frac{3}{4} in the end, a fresh text"
+    assert extract(text) is None  # timed out: no answer this time
+    assert extract(text) == "\\frac{3}{4}"  # asked again, parsed again: the timeout was not cached

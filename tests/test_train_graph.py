@@ -93,3 +93,15 @@ def test_adversarial_setting_one_seed(capsys: pytest.CaptureFixture[str]) -> Non
     assert j["p_truthful_to_decision"] > 0.90
     assert abs(j["accuracy_pruned"] - j["accuracy_truthful_only"]) <= 0.01
     assert j["accuracy_full"] < 0.5
+
+
+def test_trim_log_drops_only_a_torn_last_line(tmp_path: Path) -> None:
+    from agentgraph.train.loop import StepRecord, trim_log
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"ste')
+    assert [r.step for r in trim_log(log, StepRecord, 2)] == [1, 2]
+    assert log.read_text() == '{"step":1}\n{"step":2}\n'
+    log.write_text('{"step": 1}\nnot json\n{"step": 2}\n')  # damage in the middle is not a torn tail
+    with pytest.raises(ValueError, match="line 2"):
+        trim_log(log, StepRecord, 2)
