@@ -27,16 +27,22 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
+    thinking_tokens: int = Field(0, description="the part of completion_tokens spent thinking")
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def answer_tokens(self) -> int:
+        return self.completion_tokens - self.thinking_tokens
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             requests=self.requests + other.requests,
+            thinking_tokens=self.thinking_tokens + other.thinking_tokens,
         )
 
 
@@ -58,9 +64,19 @@ class Turn(BaseModel):
     text: str = ""
     answer: str | None = None
     prompt_token_ids: list[int] = Field(default_factory=list)
-    completion_token_ids: list[int] = Field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    completion_token_ids: list[int] = Field(
+        default_factory=list, description="everything after the prompt, forced conclusion included"
+    )
+    prompt_tokens: int = Field(0, description="prompt tokens the engine processed, every request of the turn")
+    completion_tokens: int = Field(0, description="tokens the engine generated (forced ones excluded)")
+    requests: int = Field(1, ge=1, description="engine requests of the turn (2 for a thinking turn)")
+    thinking_chars: int = Field(0, ge=0, description="text[:thinking_chars] is the thinking part")
+    thinking_closed: bool = Field(True, description="False: the think block never closed (no answer)")
+    thinking_tokens: int = Field(0, ge=0, description="generated tokens spent thinking")
+    forced_tokens: int = Field(0, ge=0, description="tokens of a forced conclusion (budget forcing)")
+    dropped_peers: list[str] = Field(
+        default_factory=list, description="turns left out so the prompt fits the context"
+    )
     logprobs: list[float] | None = None
     finish_reason: str | None = None
     adapter: str | None = None
@@ -72,7 +88,21 @@ class Turn(BaseModel):
 
     @property
     def usage(self) -> Usage:
-        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, requests=1)
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            requests=self.requests,
+            thinking_tokens=self.thinking_tokens,
+        )
+
+    @property
+    def thinking(self) -> str:
+        return self.text[: self.thinking_chars]
+
+    @property
+    def final(self) -> str:
+        """What the turn concluded (the text after the think block; empty if it never closed)."""
+        return self.text[self.thinking_chars :] if self.thinking_closed else ""
 
     @property
     def ok(self) -> bool:

@@ -1,8 +1,10 @@
 """Metrics of a set of finished sessions: accuracy with a 95% Wilson interval, maj@k over the agents'
 last-round answers (whatever the decision rule), oracle (some agent right in the last round),
 agreement (all agents gave the same parseable answer), per-agent and per-round accuracy, tokens per
-problem (prompt/completion, by agent, round and edge), session latency p50/p95, tokens per solved
-problem.
+problem (prompt/completion, by agent, round and edge), thinking and answer tokens per problem (by
+agent and round: the completion tokens split at the end of the think block), session latency
+p50/p95, tokens per solved problem, and sessions that failed (context overflow under
+``fail-session``: counted wrong, never dropped from ``n``).
 
 Examples
 --------
@@ -43,6 +45,11 @@ class Metrics(BaseModel):
     per_round_agent_accuracy: dict[int, float]
     prompt_tokens_per_problem: float
     completion_tokens_per_problem: float
+    thinking_tokens_per_problem: float = 0.0
+    answer_tokens_per_problem: float = 0.0
+    thinking_tokens_by_agent: dict[str, float] = {}
+    thinking_tokens_by_round: dict[int, float] = {}
+    failed_sessions: int = 0
     tokens_by_agent: dict[str, float]
     tokens_by_round: dict[int, float]
     tokens_by_edge: dict[str, float]
@@ -77,6 +84,8 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
     by_agent: dict[str, float] = defaultdict(float)
     by_round: dict[int, float] = defaultdict(float)
     by_edge: dict[str, float] = defaultdict(float)
+    think_agent: dict[str, float] = defaultdict(float)
+    think_round: dict[int, float] = defaultdict(float)
     for r in results:
         gold = r.gold or ""
         last = [t for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1]
@@ -93,8 +102,10 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
             round_agent_right[rnd].append(sum(is_correct(t.answer, gold) for t in turns) / max(1, len(turns)))
         for a, u in r.usage_by_agent.items():
             by_agent[a] += u.total_tokens / n
+            think_agent[a] += u.thinking_tokens / n
         for rnd, u in r.usage_by_round.items():
             by_round[rnd] += u.total_tokens / n
+            think_round[rnd] += u.thinking_tokens / n
         for e, tok in r.tokens_by_edge.items():
             by_edge[e] += tok / n
     lat = np.array([r.wall_s for r in results])
@@ -115,6 +126,11 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
         per_round_agent_accuracy={rnd: float(np.mean(v)) for rnd, v in sorted(round_agent_right.items())},
         prompt_tokens_per_problem=sum(r.usage.prompt_tokens for r in results) / n,
         completion_tokens_per_problem=sum(r.usage.completion_tokens for r in results) / n,
+        thinking_tokens_per_problem=sum(r.usage.thinking_tokens for r in results) / n,
+        answer_tokens_per_problem=sum(r.usage.answer_tokens for r in results) / n,
+        thinking_tokens_by_agent=dict(think_agent),
+        thinking_tokens_by_round=dict(sorted(think_round.items())),
+        failed_sessions=sum(1 for r in results if r.failure is not None),
         tokens_by_agent=dict(by_agent),
         tokens_by_round=dict(sorted(by_round.items())),
         tokens_by_edge=dict(by_edge),

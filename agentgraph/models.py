@@ -108,5 +108,48 @@ def resolve(model: str | os.PathLike[str] | None) -> str:
     return text
 
 
+WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
+
+
+def check(model: str | os.PathLike[str] | None, *, hub_timeout_s: float = 10.0) -> None:
+    """Refuse, with one line, a model that cannot be loaded — before any engine starts.
+
+    A directory must hold ``config.json`` and weights; a Hugging Face id must be in the local cache
+    or known to the Hub (asked with a short time limit; with ``HF_HUB_OFFLINE=1``, the cache only).
+    """
+    if model is None or str(model) == EMBEDDED:
+        return
+    text = str(resolve(model))
+    p = Path(text)
+    if p.exists():
+        if not p.is_dir():
+            raise ConfigError("model", f"{text} is a file, not a model directory", "give the directory")
+        if not (p / "config.json").is_file():
+            raise ConfigError("model", f"{text} has no config.json: it is not a model", "give a model dir")
+        if not any(any(p.glob(w)) for w in WEIGHTS):
+            raise ConfigError(
+                "model", f"{text} has no weights (*.safetensors or *.bin)", "download or convert them first"
+            )
+        return
+    from huggingface_hub import model_info, try_to_load_from_cache
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(text, "config.json"), str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise ConfigError("model", f"{text!r} is not in the local Hugging Face cache", "download it first")
+    try:
+        model_info(text, timeout=hub_timeout_s)
+    except RepositoryNotFoundError:
+        raise ConfigError("model", f"no model {text!r} on the Hugging Face Hub", "check the id") from None
+    except Exception as e:  # no network, a gated repo, a proxy: the engine could not load it either
+        reason = type(e).__name__
+        raise ConfigError(
+            "model",
+            f"{text!r} is not in the local Hugging Face cache and the Hub could not confirm it ({reason})",
+            "download it first or pass a local directory",
+        ) from None
+
+
 if __name__ == "__main__":
     print(provision())

@@ -4,6 +4,12 @@ What agents share comes first so vLLM's prefix cache can reuse it: the role's sy
 the problem, then the peers' messages, then the role's instruction. Peer text is data: it is
 length-capped (``Role.peer_char_limit``, keeping the end, where answers are) and only ever shown to
 the model — the framework never interprets it.
+
+What a reader sees of a peer's turn is the reader's ``share`` (:mod:`agentgraph.thinking`):
+``final`` (the text after the think block — for a model that does not think, the whole text),
+``answer`` (the extracted answer only) or ``full`` (thinking included). Models whose authors ask
+for no system prompt (R1 distills; see :mod:`agentgraph.presets`) get the role's system prompt at
+the head of the user turn instead.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import NamedTuple
 
 from agentgraph.messages import ChatMessage, Turn, TurnKind
 from agentgraph.roles import Role
+from agentgraph.thinking import Share
 
 
 class PeerView(NamedTuple):
@@ -26,11 +33,23 @@ class PeerView(NamedTuple):
     round: int
     text: str
     how: str  # "spatial", "temporal", "own" or "summary"
+    final: str
+    answer: str | None
 
 
 def view(turn: Turn, how: str) -> PeerView:
-    """What a reader is shown of ``turn``, and how it got there (spatial, temporal, own, summary)."""
-    return PeerView(turn.id, turn.agent, turn.role, turn.round, turn.text, how)
+    """What a reader may be shown of ``turn``, and how it got there (spatial, temporal, own, summary)."""
+    final = turn.final if turn.thinking_chars or not turn.thinking_closed else turn.text
+    return PeerView(turn.id, turn.agent, turn.role, turn.round, turn.text, how, final, turn.answer)
+
+
+def shown(peer: PeerView, share: Share) -> str:
+    """The part of a peer's turn a reader with ``share`` reads."""
+    if share == "full":
+        return peer.text
+    if share == "answer":
+        return "(no answer)" if peer.answer is None else f"\\boxed{{{peer.answer}}}"
+    return peer.final if peer.final.strip() else "(no conclusion)"
 
 
 Speak = Callable[[str, Role, int, TurnKind, Sequence[PeerView]], Awaitable[Turn]]
@@ -43,7 +62,7 @@ def cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
-def render_peer(reader: Role, peer: PeerView) -> str:
+def render_peer(reader: Role, peer: PeerView, share: Share = "final") -> str:
     how = peer.how
     template = (
         reader.own_template
@@ -53,7 +72,10 @@ def render_peer(reader: Role, peer: PeerView) -> str:
         else reader.peer_template
     )
     return template.format(
-        agent=peer.agent, role=peer.role, round=peer.round, text=cap(peer.text, reader.peer_char_limit)
+        agent=peer.agent,
+        role=peer.role,
+        round=peer.round,
+        text=cap(shown(peer, share), reader.peer_char_limit),
     )
 
 
@@ -63,8 +85,13 @@ def _system(prompt: str) -> ChatMessage:
     return ChatMessage(role="system", content=prompt.strip())
 
 
-def build_messages(role: Role, problem: str, peers: Sequence[PeerView]) -> tuple[ChatMessage, ...]:
+def build_messages(
+    role: Role, problem: str, peers: Sequence[PeerView], share: Share = "final", system: bool = True
+) -> tuple[ChatMessage, ...]:
     head = f"Problem:\n{problem.strip()}\n\n"
     if peers:
-        head += role.peer_header + "\n" + "\n\n".join([render_peer(role, p) for p in peers]) + "\n\n"
+        head += role.peer_header + "\n" + "\n\n".join([render_peer(role, p, share) for p in peers]) + "\n\n"
+    if not system:
+        user = f"{role.system_prompt.strip()}\n\n{head}{role.instruction.strip()}"
+        return (ChatMessage(role="user", content=user),)
     return (_system(role.system_prompt), ChatMessage(role="user", content=head + role.instruction.strip()))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentgraph.errors import ConfigError, from_validation, read_yaml_mapping
 from agentgraph.sampling import Sampling
+from agentgraph.thinking import Share
 
 
 def _cards_dir() -> Path:
@@ -46,6 +47,13 @@ class Role(BaseModel):
     summary_template: str = "[summary of round {round}]: {text}"
     answer_format: str = Field("boxed", pattern=r"^(boxed|free)$")
     peer_char_limit: int = Field(1500, ge=16, description="peer text is data: capped, never obeyed")
+    share: Share | None = Field(
+        None, description="what this role reads of others' turns: final | answer | full (None: the team's)"
+    )
+    conclude_cue: str = Field(
+        "The final answer is \\boxed{",
+        description="written after a forced end of thinking, so the answer follows (budget forcing)",
+    )
     sampling: Sampling = Sampling()
     adapter: str | None = Field(None, description="path of a LoRA adapter trained for this role")
 

@@ -15,21 +15,21 @@ separately; each prompt is still measured once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
+from agentgraph.accounting import account
 from agentgraph.answers import answer_key, extract, is_correct
-from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
+from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta
 from agentgraph.errors import BackendError, ConfigError
-from agentgraph.messages import Decision, Turn, TurnKind, Usage
+from agentgraph.generation import SessionOverflow, fit, generate_turn, reserve
+from agentgraph.messages import Decision, Turn, TurnKind
 from agentgraph.prompts import PeerView, build_messages, view
-from agentgraph.retry import call_with_retries
 from agentgraph.roles import Role
 from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.team import Team
+from agentgraph.thinking import ThinkFormat
 from agentgraph.transcript import SessionHeader, SessionResult, TranscriptWriter, TurnRecord
 
 
@@ -49,6 +49,7 @@ class Session:
         # one random nonce per session keeps request ids unique in the engine even when session ids
         # repeat across runs on one engine (a uuid per request cost more than building its prompt)
         self.nonce = os.urandom(4).hex()
+        self.think: ThinkFormat | None = None
         self._settings: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None]] = {}
 
     def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
@@ -66,19 +67,35 @@ class Session:
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> GenerationRequest:
         sampling, adapter = self.settings(agent, role, kind)
+        team = self.team
         return GenerationRequest(
-            messages=build_messages(role, self.problem, peers),
+            messages=build_messages(
+                role, self.problem, peers, team.share_of(role), team.preset.system_prompt
+            ),
             sampling=sampling,
             adapter=adapter,
             meta=RequestMeta(
                 session=self.session, agent=agent, role=role.name, round=rnd, kind=kind, problem=self.problem
             ),
-            request_id=self.request_id(rnd, agent, 1),
+            request_id=self.request_id(rnd, agent, 1, 1),
         )
 
-    def request_id(self, rnd: int, agent: str, attempt: int) -> str:
+    def request_id(self, rnd: int, agent: str, phase: int, attempt: int) -> str:
         # a fresh id per attempt: an aborted id is never reused inside the engine
-        return f"{self.session}:r{rnd}:{agent}:{self.nonce}-a{attempt}"
+        return f"{self.session}:r{rnd}:{agent}:{self.nonce}-p{phase}a{attempt}"
+
+    def resolve_think(self) -> None:
+        """The think markers: the team's, or the served model's (known once the backend started)."""
+        think = self.team.think
+        self.think = None if think == "none" else self.backend.think_format if think == "auto" else think
+        if self.think is None and any(
+            self.team.sampling_for(a, self.team.role(a)).thinking_budget is not None for a in self.team.agents
+        ):
+            raise ConfigError(
+                "thinking_budget",
+                "the model's chat template marks no thinking, so a budget cannot be kept",
+                "name the markers (think: '<think>,</think>') or drop the budget",
+            )
 
     def check_context(self) -> None:
         limit = self.backend.max_context
@@ -86,20 +103,29 @@ class Session:
             return
         for agent in self.team.topology.agents:
             role = self.team.role(agent)
+            sampling, _ = self.settings(agent, role, "agent")
+            room = max(reserve(sampling, r, self.think) for r in range(self.team.rounds))
             req = self.request(agent, role, 0, "agent", [])
             n = self.backend.count_prompt_tokens(req)
-            if n is not None and n + 1 > limit:
+            if n is not None and n + room > limit:
+                if room == 1:
+                    raise ConfigError(
+                        "problem",
+                        f"the prompt of {agent} is {n} tokens, over the context of {limit}",
+                        "shorten the problem or use a model with a longer context",
+                    )
                 raise ConfigError(
-                    "problem",
-                    f"the prompt of {agent} is {n} tokens, over the context of {limit}",
-                    "shorten the problem or use a model with a longer context",
+                    "thinking_budget",
+                    f"{room - sampling.answer_tokens} thinking + {sampling.answer_tokens} answer tokens "
+                    f"after the {n}-token prompt of {agent} are over the context of {limit}",
+                    "lower the budget or raise --max-model-len",
                 )
 
     async def speak(
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> Turn:
-        req = self.request(agent, role, rnd, kind, peers)
         started = time.perf_counter() - self.t0
+        sampling, adapter = self.settings(agent, role, kind)
         base = {
             "id": f"{self.session}:r{rnd}:{agent}",
             "session": self.session,
@@ -107,48 +133,65 @@ class Session:
             "role": role.name,
             "round": rnd,
             "kind": kind,
-            "read": [p.turn_id for p in peers],
-            "adapter": req.adapter.name if req.adapter else None,
+            "adapter": adapter.name if adapter else None,
             "started_s": started,
         }
-        failures: list[str] = []
-        tries = 0
-
-        def attempt() -> Awaitable[Completion]:
-            nonlocal tries
-            tries += 1
-            if tries == 1:
-                return self.backend.generate(req)
-            return self.backend.generate(
-                dataclasses.replace(req, request_id=self.request_id(rnd, agent, tries))
-            )
-
         try:
-            c = await call_with_retries(self.team.retry, attempt, failures)
+            req, dropped = fit(
+                self.backend,
+                lambda shown: self.request(agent, role, rnd, kind, shown),
+                peers,
+                reserve(sampling, rnd, self.think),
+                self.team.overflow == "truncate-peers",
+            )
+        except SessionOverflow as e:
+            self.record(Turn(**base, read=[p.turn_id for p in peers], error=f"SessionOverflow: {e}"))
+            raise
+        base["read"] = [p.turn_id for p in peers if p.turn_id not in dropped]
+        failures: list[str] = []
+        try:
+            out = await generate_turn(
+                self.backend,
+                req,
+                role,
+                rnd,
+                self.think,
+                self.team.retry,
+                failures,
+                lambda phase, attempt: self.request_id(rnd, agent, phase, attempt),
+            )
         except (BackendError, ConfigError, TimeoutError) as e:
             turn = Turn(
                 **base,
+                dropped_peers=dropped,
                 error=f"{type(e).__name__}: {e}",
                 latency_s=time.perf_counter() - self.t0 - started,
-                attempts=max(1, tries),
+                attempts=max(1, len(failures)),
                 failed_attempts=failures,
             )
             self.record(turn)
             if self.team.on_error == "raise" or isinstance(e, ConfigError):
                 raise
             return turn
+        final = out.text[out.thinking_chars :]
         turn = Turn(
             **base,
-            text=c.text,
-            answer=extract(c.text) if role.answer_format == "boxed" else None,
-            prompt_token_ids=c.prompt_token_ids,
-            completion_token_ids=c.token_ids,
-            prompt_tokens=c.prompt_tokens,
-            completion_tokens=c.completion_tokens,
-            logprobs=c.logprobs,
-            finish_reason=c.finish_reason,
-            latency_s=c.latency_s,
-            attempts=tries,
+            text=out.text,
+            answer=extract(final) if role.answer_format == "boxed" and out.thinking_closed else None,
+            prompt_token_ids=out.prompt_token_ids,
+            completion_token_ids=out.token_ids,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            requests=max(1, out.requests),
+            thinking_chars=out.thinking_chars,
+            thinking_closed=out.thinking_closed,
+            thinking_tokens=out.thinking_tokens,
+            forced_tokens=out.forced_tokens,
+            dropped_peers=dropped,
+            logprobs=out.logprobs,
+            finish_reason=out.finish_reason,
+            latency_s=out.latency_s,
+            attempts=max(1, out.attempts),
             failed_attempts=failures,
         )
         self.record(turn)
@@ -177,6 +220,19 @@ class Session:
                     decision=team.decision.name,
                 )
             )
+        try:
+            decision, rounds_run, stopped_early = await self.rounds()
+        except SessionOverflow as e:
+            # this session cannot go on; the others of the run are not affected
+            decision = Decision(method="failed", answer=None, note=f"context overflow: {e}")
+            rounds_run, stopped_early = 1 + max((t.round for t in self.turns), default=0), False
+        result = self.result(decision, rounds_run, stopped_early)
+        if writer is not None:
+            writer.write(result)
+        return result
+
+    async def rounds(self) -> tuple[Decision, int, bool]:
+        team, topo = self.team, self.team.topology
         prev: dict[str, Turn] = {}
         rounds_run, stopped_early = 0, False
         for rnd in range(team.rounds):
@@ -223,39 +279,10 @@ class Session:
                     break
         last = [prev[a] for a in team.agents]
         decision = await team.decision.decide(topo, last, self.session, team.roles, self.speak)
-        result = self.result(decision, rounds_run, stopped_early)
-        if writer is not None:
-            writer.write(result)
-        return result
+        return decision, rounds_run, stopped_early
 
     def result(self, decision: Decision, rounds_run: int, stopped_early: bool) -> SessionResult:
-        # plain int counters, one Usage per key at the end (pydantic additions per turn were the
-        # largest cost of this function)
-        by_agent: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        by_round: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-        total = [0, 0, 0]
-        agent_of = {t.id: t for t in self.turns}
-        edges: dict[tuple[str, str, str], int] = defaultdict(int)
-        for t in self.turns:
-            p, c = (t.prompt_tokens, t.completion_tokens) if t.ok else (0, 0)
-            for acc in (total, by_agent[t.agent], by_round[t.round]):
-                acc[0] += p
-                acc[1] += c
-                acc[2] += 1
-            for rid in t.read:
-                src = agent_of[rid]
-                how: str
-                if t.kind != "agent":
-                    how = t.kind
-                elif src.kind == "summary":
-                    how = "summary"
-                else:
-                    how = "spatial" if src.round == t.round else "temporal"
-                edges[src.agent, t.agent, how] += src.completion_tokens
-
-        def usage(acc: list[int]) -> Usage:
-            return Usage(prompt_tokens=acc[0], completion_tokens=acc[1], requests=acc[2])
-
+        total, by_agent, by_round, edges = account(self.turns)
         gold = self.gold
         return SessionResult(
             session=self.session,
@@ -266,12 +293,13 @@ class Session:
             decision=decision,
             rounds_run=rounds_run,
             stopped_early=stopped_early,
-            usage=usage(total),
-            usage_by_agent={a: usage(acc) for a, acc in by_agent.items()},
-            usage_by_round={r: usage(acc) for r, acc in by_round.items()},
-            tokens_by_edge={f"{u}->{v} ({how})": n for (u, v, how), n in edges.items()},
+            usage=total,
+            usage_by_agent=by_agent,
+            usage_by_round=by_round,
+            tokens_by_edge=edges,
             wall_s=time.perf_counter() - self.t0,
             errors=sum(1 for t in self.turns if not t.ok),
+            failure=decision.note if decision.method == "failed" else None,
             turns=list(self.turns),
         )
 
@@ -297,6 +325,7 @@ def prepare(
         if not isinstance(problem, str) or not problem.strip():
             raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
         s = Session(team, problem, backend, sid or os.urandom(6).hex(), gold)
+        s.resolve_think()
         s.check_context()
         sessions.append(s)
     return sessions

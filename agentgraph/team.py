@@ -16,12 +16,15 @@ from agentgraph.backends.base import Adapter
 from agentgraph.decisions import DecisionRule, parse_decision
 from agentgraph.errors import ConfigError
 from agentgraph.inter_round import InterRound, parse_policy
+from agentgraph.presets import DEFAULT, Preset
 from agentgraph.retry import RetryPolicy
 from agentgraph.roles import Role, RoleBook
 from agentgraph.sampling import Sampling, SamplingOverrides
+from agentgraph.thinking import SHARES, Share, ThinkFormat, parse_think
 from agentgraph.topology import Topology
 
 OnError = Literal["record", "raise"]
+Overflow = Literal["truncate-peers", "fail-session"]
 
 
 class Team:
@@ -45,6 +48,15 @@ class Team:
     - ``sampling``: team-wide overrides applied over every role's defaults (agent overrides win).
     - ``retry``: :class:`RetryPolicy` — transient failures (server errors, timeouts) are retried with
       exponential backoff and jitter (default 3 attempts); every failed attempt is kept on the turn.
+    - ``share``: what agents, summarizers and judges read of each other's turns — ``final`` (the
+      text after the think block), ``answer`` or ``full``; a role card's ``share`` wins for its readers.
+    - ``think``: ``auto`` (markers detected from the model's chat template), ``none``, or
+      ``"OPEN,CLOSE"`` / a :class:`~agentgraph.thinking.ThinkFormat`.
+    - ``overflow``: when a later-round prompt would not fit the context — ``truncate-peers`` (leave
+      out the oldest, then longest, peer messages until it fits; recorded on the turn) or
+      ``fail-session`` (that session ends as a recorded failure). Other sessions are not affected.
+    - ``preset``: a :class:`~agentgraph.presets.Preset` (the model authors' settings), applied over
+      the role cards and under ``sampling``.
 
     Edge logits are not read here: a team runs every edge of its topology. Sampling graphs from the
     logits is what :meth:`Topology.sample` and the graph trainer do.
@@ -75,6 +87,10 @@ class Team:
         adapters: Mapping[str, Adapter] | None = None,
         sampling: SamplingOverrides | None = None,
         retry: RetryPolicy | None = None,
+        share: Share = "final",
+        think: str | ThinkFormat | None = "auto",
+        overflow: Overflow = "truncate-peers",
+        preset: Preset | None = None,
     ) -> None:
         if not isinstance(topology, Topology):
             raise ConfigError(
@@ -87,9 +103,19 @@ class Team:
             raise ConfigError("rounds", f"{rounds} rounds is more than 1000", "use fewer rounds")
         if on_error not in ("record", "raise"):
             raise ConfigError("on_error", f"{on_error!r} is not record or raise", "use record or raise")
+        if share not in SHARES:
+            raise ConfigError(
+                "share", f"{share!r} is not one of {', '.join(SHARES)}", "use final, answer or full"
+            )
+        if overflow not in ("truncate-peers", "fail-session"):
+            raise ConfigError("overflow", f"{overflow!r} is not a rule", "use truncate-peers or fail-session")
         self.topology = topology
         self.rounds = rounds
-        self.roles = roles if roles is not None else RoleBook.default()
+        self.preset = preset if preset is not None else DEFAULT
+        self.roles = self.preset.apply(roles if roles is not None else RoleBook.default())
+        self.share: Share = self.preset.share if share == "final" and self.preset.share else share
+        self.think = parse_think(think)
+        self.overflow: Overflow = overflow
         self.policy = parse_policy(inter_round)
         self.decision = parse_decision(decision)
         self.early_stop = early_stop
@@ -111,8 +137,11 @@ class Team:
     def role(self, agent: str) -> Role:
         return self._role_of[agent]
 
+    def share_of(self, role: Role) -> Share:
+        return role.share or self.share
+
     def sampling_for(self, agent: str | None, role: Role) -> Sampling:
-        s = role.sampling.merged(self.sampling)
+        s = role.sampling.merged(self.preset.sampling).merged(self.sampling)
         if agent is not None:
             s = s.merged(self.topology.nodes[agent].get("sampling"))
         return s

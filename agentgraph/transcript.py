@@ -61,6 +61,7 @@ class SessionResult(BaseModel):
     )
     wall_s: float
     errors: int = 0
+    failure: str | None = Field(None, description="why the session ended without a decision (overflow)")
     turns: list[Turn] = Field(default_factory=list)
 
     def answers(self, round: int | None = None) -> dict[str, str | None]:

@@ -77,7 +77,7 @@ async def test_transient_errors_are_retried_then_given_up() -> None:
     assert calls == 3 and t.attempts == 3 and len(t.failed_attempts) == 3 and t.error is not None
     # every attempt is a new request id (an aborted id is never reused inside an engine)
     assert len(set(ids)) == 3 and all(i.startswith("s:r0:a0:") for i in ids)
-    assert [i.rsplit("-", 1)[1] for i in ids] == ["a1", "a2", "a3"]
+    assert [i.rsplit("-", 1)[1] for i in ids] == ["p1a1", "p1a2", "p1a3"]
 
 
 async def test_per_request_timeout_cancels_and_retries() -> None:

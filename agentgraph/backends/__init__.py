@@ -10,14 +10,17 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from agentgraph.backends import engine_args as vllm_args
 from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
 from agentgraph.backends.faulty import Faulty
 from agentgraph.backends.openai import OpenAI
 from agentgraph.backends.scripted import Scripted, ScriptedAgent, ScriptedCall, echo
 from agentgraph.backends.vllm import VLLM
 from agentgraph.errors import ConfigError
+from agentgraph.models import check, resolve
 
 BACKENDS = ("vllm", "openai", "scripted")
 
@@ -49,6 +52,8 @@ def create(
     scripted: str | None = None,
     lora_rank: int | None = None,
     policy_tokens: bool = False,
+    engine: Mapping[str, Any] | None = None,
+    engine_args: Sequence[str] = (),
 ) -> Backend:
     """A backend by name, checked before anything starts.
 
@@ -68,6 +73,14 @@ def create(
         (their ``lora_rank`` is ``None``; a role trainer then trains against the base model's turns).
     policy_tokens : bool
         ``scripted``: tokenize with ``model``'s tokenizer, so trainers can score the turns.
+    engine : mapping, optional
+        ``vllm``: settings of :class:`VLLM` (``gpu_memory_utilization``, ``tensor_parallel_size``,
+        ``kv_cache_dtype``, ``chat_template``, ...); ``None`` values mean "the default".
+    engine_args : sequence of str
+        ``vllm``: ``KEY=VALUE`` engine arguments, checked against vLLM's own argument parser.
+
+    The model is checked first (a directory without weights, an unknown Hugging Face id: one
+    :class:`~agentgraph.errors.ConfigError`), so nothing starts for a model that cannot load.
 
     Examples
     --------
@@ -78,10 +91,20 @@ def create(
     ...
     agentgraph.errors.ConfigError: backend: unknown backend 'tgi' (use one of vllm, openai, scripted)
     """
+    settings = {k: v for k, v in (engine or {}).items() if v is not None}
+    if name != "vllm" and (settings or engine_args):
+        field = next(iter(settings), "engine_arg")
+        raise ConfigError(
+            field,
+            f"is a setting of the in-process vLLM engine; the {name} backend starts none",
+            "use --backend vllm, or give it to `vllm serve`",
+        )
     if name == "vllm":
-        if lora_rank is None:
-            return VLLM(model, seed=seed, max_model_len=max_model_len)
-        return VLLM(model, seed=seed, max_model_len=max_model_len, enable_lora=True, max_lora_rank=lora_rank)
+        check(model)
+        kwargs = vllm_args.parse(engine_args)
+        if lora_rank is not None:
+            settings |= {"enable_lora": True, "max_lora_rank": lora_rank}
+        return VLLM(model, seed=seed, max_model_len=max_model_len, engine_kwargs=kwargs, **settings)
     if name == "openai":
         if not endpoints:
             raise ConfigError(
@@ -99,8 +122,7 @@ def create(
         if policy_tokens:
             from transformers import AutoTokenizer
 
-            from agentgraph.models import resolve
-
+            check(model)
             tokenizer = AutoTokenizer.from_pretrained(resolve(model))
         return Scripted(
             default=load_agent(scripted), seed=seed, max_context=max_model_len, tokenizer=tokenizer

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from agentgraph.messages import ChatMessage
 from agentgraph.sampling import Sampling
+from agentgraph.thinking import ThinkFormat
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class GenerationRequest:
     adapter: Adapter | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
     request_id: str = ""
+    assistant_prefix: str = ""  # text the assistant already wrote (a continued turn); ids are in the prompt
 
 
 @dataclass
@@ -58,10 +60,17 @@ class Completion:
     latency_s: float = 0.0
 
 
-def chat_prompt_ids(tokenizer: Any, messages: Sequence[ChatMessage]) -> list[int]:
-    """``messages`` rendered with the model's own chat template, as the engine will see them."""
+def chat_prompt_ids(
+    tokenizer: Any, messages: Sequence[ChatMessage], chat_template: str | None = None
+) -> list[int]:
+    """``messages`` rendered with the model's own chat template (or ``chat_template``), as the
+    engine will see them."""
     enc = tokenizer.apply_chat_template(
-        [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=True, return_dict=True
+        [m.model_dump() for m in messages],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        chat_template=chat_template,
     )
     return list(enc["input_ids"])
 
@@ -87,6 +96,19 @@ class Backend(Protocol):
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         """Prompt length in tokens if the backend can tell without a request, else ``None``."""
+        ...
+
+    @property
+    def think_format(self) -> ThinkFormat | None:
+        """The think markers of the model served (from its chat template), or ``None``."""
+        ...
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int] | None:
+        """The prompt token ids the engine will run, or ``None`` when the backend cannot tell."""
+        ...
+
+    def encode(self, text: str) -> list[int]:
+        """``text`` as the model's token ids, no special tokens added (a forced conclusion)."""
         ...
 
     async def __aenter__(self) -> Backend: ...

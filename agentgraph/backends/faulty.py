@@ -23,6 +23,7 @@ from types import TracebackType
 
 from agentgraph.backends.base import Backend, Completion, GenerationRequest
 from agentgraph.errors import BackendError, ConfigError
+from agentgraph.thinking import ThinkFormat
 
 GARBAGE = "\x00\ufffd<<garbage>>\ufffd\x00"
 
@@ -67,6 +68,16 @@ class Faulty:
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         return self.inner.count_prompt_tokens(request)
+
+    @property
+    def think_format(self) -> ThinkFormat | None:
+        return self.inner.think_format
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int] | None:
+        return self.inner.prompt_ids(request)
+
+    def encode(self, text: str) -> list[int]:
+        return self.inner.encode(text)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         m = request.meta

@@ -34,6 +34,7 @@ from asyncio_throttle.throttler import Throttler
 
 from agentgraph.backends.base import Completion, GenerationRequest
 from agentgraph.errors import BackendError, ConfigError
+from agentgraph.thinking import ThinkFormat
 
 
 class OpenAI:
@@ -53,6 +54,7 @@ class OpenAI:
         max_context: int | None = None,
         eject_s: float = 15.0,
         health_interval_s: float = 5.0,
+        think_format: ThinkFormat | None = None,
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
@@ -74,6 +76,8 @@ class OpenAI:
         self.timeout_s = timeout_s
         self.vllm_extensions = vllm_extensions
         self.max_context = max_context
+        # the servers' chat templates are not visible from here: thinking is off unless named
+        self.think_format = think_format
         self.model_path: str | None = None  # the servers hold the weights
         self.lora_rank: int | None = None  # our adapters are served in-process only
         self._client: httpx.AsyncClient | None = None
@@ -130,6 +134,16 @@ class OpenAI:
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         return len(request.prompt_token_ids) if request.prompt_token_ids is not None else None
 
+    def prompt_ids(self, request: GenerationRequest) -> list[int] | None:
+        return list(request.prompt_token_ids) if request.prompt_token_ids is not None else None
+
+    def encode(self, text: str) -> list[int]:
+        raise ConfigError(
+            "thinking_budget",
+            "the openai backend holds no tokenizer to write a forced conclusion with",
+            "use --backend vllm for thinking budgets, or drop the budget",
+        )
+
     def _order(self, session: str) -> list[str]:
         start = zlib.crc32(session.encode()) % len(self.endpoints)
         return self.endpoints[start:] + self.endpoints[:start]
@@ -148,6 +162,10 @@ class OpenAI:
             body["model"] = request.adapter.name  # vLLM serves LoRA adapters under their own names
         if self.vllm_extensions:
             body["return_token_ids"] = True
+            if s.include_stop:
+                body["include_stop_str_in_output"] = True
+            if s.top_k is not None:
+                body["top_k"] = s.top_k
         if request.prompt_token_ids is not None:
             body["prompt"] = list(request.prompt_token_ids)
             if s.logprobs:

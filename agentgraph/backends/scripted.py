@@ -31,6 +31,7 @@ from typing import Any
 from agentgraph.backends.base import Completion, GenerationRequest, chat_prompt_ids
 from agentgraph.errors import BackendError
 from agentgraph.messages import ChatMessage
+from agentgraph.thinking import ThinkFormat
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -89,6 +90,12 @@ class ScriptedCall:
     def prompt(self) -> str:
         return "\n".join(m.content for m in self.request.messages)
 
+    @property
+    def prefix(self) -> str:
+        """What this turn already wrote (a continued thinking turn): the agent returns what follows.
+        An agent that returns its whole turn again is fine too: the prefix is cut off."""
+        return self.request.assistant_prefix
+
 
 ScriptedAgent = Callable[[ScriptedCall], str | Awaitable[str]]
 
@@ -112,8 +119,10 @@ class Scripted:
         latency_s: float = 0.0,
         max_context: int | None = None,
         tokenizer: Any = None,
+        think_format: ThinkFormat | None = None,
     ) -> None:
         self.agents = dict(agents or {})
+        self.think_format = think_format
         self.tokenizer = tokenizer
         self.default = default
         self.seed = seed
@@ -130,7 +139,21 @@ class Scripted:
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         if request.prompt_token_ids is not None:
             return len(request.prompt_token_ids)
+        if self.tokenizer is not None:
+            return len(chat_prompt_ids(self.tokenizer, request.messages))
         return sum(len(_tokenize_text(m.content)) for m in request.messages)
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        if request.prompt_token_ids is not None:
+            return list(request.prompt_token_ids)
+        if self.tokenizer is not None:
+            return chat_prompt_ids(self.tokenizer, request.messages)
+        return _prompt_ids(request.messages)
+
+    def encode(self, text: str) -> list[int]:
+        if self.tokenizer is not None:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+        return tokenize(text)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         start = time.perf_counter()
@@ -145,29 +168,30 @@ class Scripted:
             raise
         except Exception as e:  # a scripted agent's bug is reported like an engine error, not hidden
             raise BackendError(f"scripted agent {meta.agent!r} raised {type(e).__name__}: {e}") from e
-        limit = request.sampling.max_tokens
+        prefix = request.assistant_prefix
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix) :]
+        s = request.sampling
+        limit = s.max_tokens
         finish = "stop"
         if len(text) > limit and len(words := list(_WORD.finditer(text))) > limit:
             # like an engine: the text stops where the token budget ends (a token is ≥ 1 character,
             # so text no longer than the budget never needs the word scan)
             text, finish = text[: words[limit - 1].end()], "length"
+        hits = [(i, stop) for stop in s.stop if (i := text.find(stop)) >= 0]
+        if hits:  # like an engine's stop strings: the earliest one ends the text
+            i, stop = min(hits)
+            text, finish = text[: i + len(stop) if s.include_stop else i], "stop"
         logprobs: list[float] | None
+        prompt_ids = self.prompt_ids(request)
         if self.tokenizer is not None:  # the policy model's ids, so a trainer can score these turns
-            prompt_ids = list(request.prompt_token_ids or ()) or chat_prompt_ids(
-                self.tokenizer, request.messages
-            )
-            ids = list(self.tokenizer.encode(text, add_special_tokens=False))
-            if self.tokenizer.eos_token_id is not None:
+            ids = self.encode(text)
+            if finish == "stop" and not hits and self.tokenizer.eos_token_id is not None:
                 ids.append(int(self.tokenizer.eos_token_id))
             logprobs = None  # no model here: a trainer scores these turns itself (on-policy)
         else:
-            prompt_ids = (
-                list(request.prompt_token_ids)
-                if request.prompt_token_ids is not None
-                else _prompt_ids(request.messages)
-            )
             ids = tokenize(text)
-            logprobs = [-1.0] * len(ids) if request.sampling.logprobs else None
+            logprobs = [-1.0] * len(ids) if s.logprobs else None
         return Completion(
             text=text,
             prompt_token_ids=prompt_ids,

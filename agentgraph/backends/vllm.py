@@ -11,7 +11,16 @@
   weights are hot-loaded without restarting the engine.
 - On this CPU build: ``enforce_eager`` (starts in ~30 s instead of ~2 min), an explicit KV-cache size
   (``VLLM_CPU_KVCACHE_SPACE``, GiB), and no per-request seeds (they kill the CPU worker): the engine
-  is seeded once with ``seed``.
+  is seeded once with ``seed``. On a GPU none of that applies: CUDA graphs stay on (``enforce_eager``
+  defaults to ``None`` = eager only on CPU) and vLLM's own dtype and block size are kept.
+- Environment variables the engine needs are set only while it starts (its processes inherit
+  them) and restored afterwards, so one engine's settings never leak into the next.
+- Every engine setting a GPU user needs is a parameter (``tensor_parallel_size``,
+  ``data_parallel_size``, ``kv_cache_dtype``, ``max_num_seqs``, ...); anything else goes through
+  ``engine_kwargs`` (the CLI's ``--engine-arg KEY=VALUE``, checked with vLLM's own argument
+  parser: :func:`agentgraph.engine_args.parse`). ``engine_args()`` shows what the engine will get.
+- Requests are vLLM engine inputs (``tokens_input``): prompts are rendered here with the model's
+  chat template (or ``chat_template``), and the think markers are detected from it.
 - Cancelling a request (timeout, Ctrl-C) aborts it inside the engine; leaving the ``async with``
   block shuts the engine and its worker processes down.
 """
@@ -19,15 +28,45 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids
 from agentgraph.errors import BackendError, ConfigError
+from agentgraph.logs import engine_output_to
 from agentgraph.models import resolve
+from agentgraph.thinking import ThinkFormat, detect
+
+
+@contextlib.contextmanager
+def scoped_env(env: Mapping[str, str]) -> Iterator[None]:
+    """``env`` set in ``os.environ`` for the block, the previous values restored after it."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def read_chat_template(spec: str | None) -> str | None:
+    """A chat template given as a file path or as the template text itself."""
+    if spec is None:
+        return None
+    p = Path(spec).expanduser()
+    if "{" not in spec and not p.is_file():
+        raise ConfigError("chat_template", f"{spec!r} is neither a file nor a template", "give a .jinja path")
+    return p.read_text(encoding="utf-8") if "{" not in spec else spec
 
 
 class VLLM:
@@ -40,7 +79,7 @@ class VLLM:
         max_model_len: int = 2048,
         dtype: str = "auto",
         seed: int = 0,
-        enforce_eager: bool = True,
+        enforce_eager: bool | None = None,
         enable_prefix_caching: bool = True,
         enable_lora: bool = False,
         max_lora_rank: int = 16,
@@ -48,14 +87,31 @@ class VLLM:
         kv_cache_gib: int = 2,
         gpu_memory_utilization: float = 0.85,
         max_num_seqs: int = 256,
+        tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
+        kv_cache_dtype: str = "auto",
         max_in_flight: int = 1024,
         block_size: int | None = None,
+        chat_template: str | None = None,
+        think: ThinkFormat | Literal["auto"] | None = "auto",
+        log_file: str | Path | None = None,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if max_model_len < 16:
             raise ConfigError("max_model_len", f"{max_model_len} is too small", "use at least 16 tokens")
         if max_in_flight < 1:
             raise ConfigError("max_in_flight", f"{max_in_flight} < 1", "allow at least one request in flight")
+        if not 0.0 < gpu_memory_utilization <= 1.0:
+            raise ConfigError(
+                "gpu_memory_utilization", f"{gpu_memory_utilization} is outside (0, 1]", "e.g. 0.85"
+            )
+        for field, n in (
+            ("tensor_parallel_size", tensor_parallel_size),
+            ("data_parallel_size", data_parallel_size),
+            ("max_num_seqs", max_num_seqs),
+        ):
+            if n < 1:
+                raise ConfigError(field, f"{n} < 1", "use at least 1")
         self.model_name = model
         self.max_model_len = max_model_len
         self.max_context: int | None = max_model_len
@@ -69,9 +125,16 @@ class VLLM:
         self.kv_cache_gib = kv_cache_gib
         self.gpu_memory_utilization = gpu_memory_utilization
         self.max_num_seqs = max_num_seqs
+        self.tensor_parallel_size = tensor_parallel_size
+        self.data_parallel_size = data_parallel_size
+        self.kv_cache_dtype = kv_cache_dtype
         if block_size is not None and (block_size < 1 or block_size % 16):
             raise ConfigError("block_size", f"{block_size} is not a multiple of 16", "use 16, 32, 64 or 128")
         self.block_size = block_size
+        self.chat_template = read_chat_template(chat_template)
+        self._think = think
+        self.log_file = Path(log_file) if log_file is not None else None
+        self._logs = contextlib.ExitStack()
         self.engine_kwargs = dict(engine_kwargs or {})
         self._sem = asyncio.Semaphore(max_in_flight)
         self._engine: Any = None
@@ -79,6 +142,7 @@ class VLLM:
         self._lora_ids: dict[str, int] = {}
         self._ids = itertools.count()
         self.model_path: str | None = None  # resolved (and provisioned) when the engine starts
+        self.think_format: ThinkFormat | None = think if isinstance(think, ThinkFormat) else None
 
     @property
     def lora_rank(self) -> int | None:
@@ -94,62 +158,93 @@ class VLLM:
     ) -> None:
         self.shutdown()
 
-    def start(self) -> None:
-        if self._engine is not None:
-            return
-        self.model_path = resolve(self.model_name)
-        # vLLM logs every engine detail at INFO; keep the terminal for our progress unless asked
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    def engine_args(self) -> tuple[Any, dict[str, str]]:
+        """vLLM's ``AsyncEngineArgs`` for this engine, and the environment it must start under
+        (set for the start only: nothing leaks into the next engine of the process)."""
         try:
-            from transformers import AutoTokenizer
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.platforms import current_platform
-            from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as e:
             raise ConfigError(
                 "backend", f"vLLM is not importable ({e})", "install agentgraph[cpu] or agentgraph[gpu]"
             ) from None
+        if self.model_path is None:
+            self.model_path = resolve(self.model_name)
+        cpu = current_platform.is_cpu()
+        env: dict[str, str] = {}
         dtype = self.dtype
-        if current_platform.is_cpu():
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(self.kv_cache_gib)))
+        if cpu:
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(int(self.kv_cache_gib))
             if (os.cpu_count() or 1) <= 4:
                 # vLLM keeps one core for the front end by default; on a 2-core machine that halves
                 # the engine: measured 37.5 → 64.7 tokens/s at batch 32 (docs/benchmarks.md)
-                os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+                env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
             # measured here: fp32 generates ~2x faster than vLLM's default bf16 downcast on CPUs
             # without AVX512-BF16 (docs/benchmarks.md)
             dtype = "float32" if dtype == "auto" else dtype
         block_size = self.block_size
-        if block_size is None and current_platform.is_cpu():
+        if block_size is None and cpu:
             # vLLM's CPU default is 128-token KV blocks and only whole blocks are shared, so team
             # prompts (shared system prompt + problem, ~60-120 tokens) never hit the prefix cache.
             # Measured here: a debate ran 22% faster at 32 (33% of prompt tokens from cache), while
             # pure decode was ~8% slower (docs/benchmarks.md)
             block_size = 32
+        # CUDA graphs on GPU; eager on this CPU build, where it starts in ~30 s instead of ~2 min
+        eager = cpu if self.enforce_eager is None else self.enforce_eager
         # explicit engine_kwargs win over everything chosen here
         extra = ({"block_size": block_size} if block_size is not None else {}) | self.engine_kwargs
         args = AsyncEngineArgs(
-            model=self.model_path,
-            max_model_len=self.max_model_len,
-            dtype=dtype,  # type: ignore[arg-type]
-            seed=self.seed,
-            enforce_eager=self.enforce_eager,
-            enable_prefix_caching=self.enable_prefix_caching,
-            enable_lora=self.enable_lora,
-            max_lora_rank=self.max_lora_rank,  # type: ignore[arg-type]
-            max_loras=self.max_loras,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            max_num_seqs=self.max_num_seqs,
-            disable_log_stats=False,
-            **extra,
+            **{
+                "model": self.model_path,
+                "max_model_len": self.max_model_len,
+                "dtype": dtype,
+                "seed": self.seed,
+                "enforce_eager": eager,
+                "enable_prefix_caching": self.enable_prefix_caching,
+                "enable_lora": self.enable_lora,
+                "max_lora_rank": self.max_lora_rank,
+                "max_loras": self.max_loras,
+                "gpu_memory_utilization": self.gpu_memory_utilization,
+                "max_num_seqs": self.max_num_seqs,
+                "tensor_parallel_size": self.tensor_parallel_size,
+                "data_parallel_size": self.data_parallel_size,
+                "kv_cache_dtype": self.kv_cache_dtype,
+                "disable_log_stats": False,
+                **extra,
+            }
         )
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        self._engine = AsyncLLM.from_engine_args(args)
+        return args, env
+
+    def start(self) -> None:
+        if self._engine is not None:
+            return
+        args, env = self.engine_args()
+        if self.log_file is not None:
+            # vLLM configures its log handlers on import: bind them to the descriptors that are
+            # about to point at the log file, not to the terminal streams put in their place
+            import vllm.logger  # noqa: F401
+
+            self._logs.enter_context(engine_output_to(self.log_file))
+        try:
+            from transformers import AutoTokenizer
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            if self._think == "auto":
+                self.think_format = detect(self._tokenizer, self.chat_template)
+            with scoped_env(env):  # the engine process is spawned here and inherits these
+                self._engine = AsyncLLM.from_engine_args(args)
+        except BaseException:
+            self._logs.close()
+            raise
 
     def shutdown(self) -> None:
         engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.shutdown()
+        try:
+            if engine is not None:
+                engine.shutdown()
+        finally:
+            self._logs.close()
 
     @property
     def engine(self) -> Any:
@@ -163,10 +258,15 @@ class VLLM:
             return list(request.prompt_token_ids)
         if self._tokenizer is None:
             raise RuntimeError("the vLLM engine is not started")
-        return chat_prompt_ids(self._tokenizer, request.messages)
+        return chat_prompt_ids(self._tokenizer, request.messages, self.chat_template)
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         return len(self.prompt_ids(request))
+
+    def encode(self, text: str) -> list[int]:
+        if self._tokenizer is None:
+            raise RuntimeError("the vLLM engine is not started")
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _lora(self, adapter: Adapter | None) -> Any:
         if adapter is None:
@@ -184,7 +284,7 @@ class VLLM:
     # -- generation --------------------------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> Completion:
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
+        from vllm.inputs import tokens_input
 
         engine = self.engine
         ids = self.prompt_ids(request)
@@ -200,7 +300,9 @@ class VLLM:
             top_p=s.top_p,
             max_tokens=min(s.max_tokens, self.max_model_len - len(ids)),
             stop=list(s.stop) or None,
+            include_stop_str_in_output=s.include_stop,
             logprobs=0 if s.logprobs else None,
+            top_k=0 if s.top_k is None else s.top_k,  # vLLM's 0: every token
         )
         rid = request.request_id or f"ag-{next(self._ids)}"
         lora = self._lora(request.adapter)
@@ -208,9 +310,8 @@ class VLLM:
             start = time.perf_counter()
             final = None
             try:
-                async for out in engine.generate(
-                    TokensPrompt(prompt_token_ids=ids), params, rid, lora_request=lora
-                ):
+                # an engine input dict (vLLM's current input API: no raw-prompt processing)
+                async for out in engine.generate(tokens_input(ids), params, rid, lora_request=lora):
                     final = out
             except asyncio.CancelledError:
                 await engine.abort(rid)

@@ -9,18 +9,23 @@ against the command's own model: a key that the command does not use is an error
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from agentgraph.backends import Backend, create
 from agentgraph.builders import from_spec
-from agentgraph.errors import ConfigError
+from agentgraph.errors import ConfigError, from_validation
+from agentgraph.evaluation import run_dir
+from agentgraph.presets import Preset, choose
 from agentgraph.roles import RoleBook
 from agentgraph.sampling import SamplingOverrides
-from agentgraph.team import Team
+from agentgraph.team import Overflow, Team
+from agentgraph.thinking import Share
 from agentgraph.topology import Topology
 from agentgraph.train.adapters import load_adapters
 from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
@@ -47,8 +52,19 @@ class TeamOptions(BaseModel):
         None, ge=0.0, le=10.0, description="sampling temperature (role default)"
     )
     role_card: list[str] = Field(default_factory=list, description="extra role card YAML (repeatable)")
+    share: str = Field("final", description="what agents read of each other: final | answer | full")
+    think: str = Field("auto", description="think markers: auto (from the chat template) | none | OPEN,CLOSE")
+    thinking_budget: str | None = Field(
+        None, description="most thinking tokens per turn, e.g. 256, or one per round: 64,256"
+    )
+    answer_tokens: int | None = Field(
+        None, ge=1, le=100_000, description="new tokens after the thinking (default 256)"
+    )
+    overflow: str = Field(
+        "truncate-peers", description="a prompt over the context: truncate-peers | fail-session"
+    )
 
-    def team(self, topology: Topology, adapters: str | None = None) -> Team:
+    def team(self, topology: Topology, adapters: str | None = None, preset: Preset | None = None) -> Team:
         roles = RoleBook.default().with_cards(*self.role_card) if self.role_card else RoleBook.default()
         return Team(
             topology,
@@ -58,8 +74,34 @@ class TeamOptions(BaseModel):
             decision=self.decision,
             roles=roles,
             early_stop=self.early_stop,
-            sampling=SamplingOverrides(max_tokens=self.max_tokens, temperature=self.temperature),
+            sampling=self.sampling(),
+            share=cast(Share, self.share),
+            think=self.think,
+            overflow=cast(Overflow, self.overflow),
+            preset=preset,
         )
+
+    def sampling(self) -> SamplingOverrides:
+        budget: int | tuple[int, ...] | None = None
+        if self.thinking_budget is not None:
+            try:
+                values = tuple(int(b) for b in self.thinking_budget.split(","))
+            except ValueError:
+                raise ConfigError(
+                    "thinking_budget",
+                    f"{self.thinking_budget!r} is not a number of tokens",
+                    "e.g. 256 or 64,256",
+                ) from None
+            budget = values[0] if len(values) == 1 else values
+        try:
+            return SamplingOverrides(
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                thinking_budget=budget,
+                answer_tokens=self.answer_tokens,
+            )
+        except ValidationError as e:
+            raise from_validation(e, "", "e.g. --thinking-budget 256") from None
 
 
 class BackendOptions(BaseModel):
@@ -73,34 +115,82 @@ class BackendOptions(BaseModel):
     )
     scripted: str | None = Field(None, description="for --backend scripted: module:function agent")
     seed: int = Field(0, ge=0, description="engine and sampling seed")
-    max_model_len: int = Field(2048, ge=16, description="context length in tokens")
+    preset: str = Field(
+        "auto",
+        description="model authors' settings: auto (by --model) | none | r1-distill | qwen3 | qwen2.5-math",
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, description="context length in tokens (the preset's: 2048)"
+    )
     adapters: str | None = Field(
         None, description="a role-training run (train roles --out) whose adapters the roles use"
     )
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="vllm: share of GPU memory the engine may take (0.85)"
+    )
+    tensor_parallel_size: int | None = Field(None, ge=1, description="vllm: GPUs per model replica")
+    data_parallel_size: int | None = Field(None, ge=1, description="vllm: model replicas")
+    dtype: str | None = Field(None, description="vllm: auto | bfloat16 | float16 | float32")
+    enforce_eager: bool | None = Field(None, description="vllm: no CUDA graphs (default: eager on CPU only)")
+    max_num_seqs: int | None = Field(None, ge=1, description="vllm: sequences per engine step (256)")
+    kv_cache_dtype: str | None = Field(None, description="vllm: auto | fp8 | ... (KV-cache precision)")
+    chat_template: str | None = Field(
+        None, description="vllm: a chat template file used instead of the model's"
+    )
+    engine_arg: list[str] = Field(
+        default_factory=list, description="vllm: any other engine argument, KEY=VALUE (checked by vLLM)"
+    )
+    verbose: bool = Field(False, description="show engine logs in the terminal (default: a log file)")
 
-    def make_backend(self, *, lora_rank: int | None = None, train: bool = False) -> Backend:
-        """LoRA is on when adapters are served (``--adapters``) or trained (``lora_rank``)."""
+    def model_preset(self) -> Preset:
+        return choose(self.preset, self.model)
+
+    def make_backend(
+        self, *, lora_rank: int | None = None, train: bool = False, out: Path | None = None
+    ) -> Backend:
+        """LoRA is on when adapters are served (``--adapters``) or trained (``lora_rank``). The
+        engine's own output goes to ``engine.log`` in the run directory ``out`` unless ``--verbose``."""
         if self.adapters and self.backend != "vllm":
             raise ConfigError(
                 "adapters", f"the {self.backend} backend does not serve our adapters", "use --backend vllm"
             )
         if self.adapters and lora_rank is None:
             lora_rank = load_adapters(self.adapters)[1]
-        return create(
+        engine = {
+            k: getattr(self, k)
+            for k in (
+                "gpu_memory_utilization",
+                "tensor_parallel_size",
+                "data_parallel_size",
+                "dtype",
+                "enforce_eager",
+                "max_num_seqs",
+                "kv_cache_dtype",
+                "chat_template",
+            )
+        }
+        if self.backend == "vllm" and not self.verbose:
+            engine["log_file"] = (out or run_dir("run")) / "engine.log"
+        backend = create(
             self.backend,
             model=self.model,
             seed=self.seed,
-            max_model_len=self.max_model_len,
+            max_model_len=self.max_model_len or self.model_preset().max_model_len,
             endpoints=self.endpoint,
             scripted=self.scripted,
             lora_rank=lora_rank,
             policy_tokens=train,
+            engine=engine,
+            engine_args=self.engine_arg,
         )
+        if engine.get("log_file"):  # after every check passed: a refused input prints one line
+            print(f"engine log: {engine['log_file']} (--verbose shows it here)", file=sys.stderr)
+        return backend
 
 
 class Solve(Common, TeamOptions, BackendOptions):
     def make_team(self, spec: str | None = None) -> Team:
-        return self.team(from_spec(spec or self.topology, role=self.role), self.adapters)
+        return self.team(from_spec(spec or self.topology, role=self.role), self.adapters, self.model_preset())
 
 
 class RunOptions(Solve):
@@ -134,6 +224,8 @@ class DemoOptions(Common, BackendOptions):
 
 class ShowOptions(Common):
     role: str = Field("solver", description="role of the builder's agents")
+    model: str | None = Field(None, description="also show the preset this model gets")
+    preset: str = Field("auto", description="auto (by --model) | none | a preset name")
     png: str | None = Field(None, description="write a picture here")
 
 

@@ -15,6 +15,7 @@ from agentgraph.datasets import load_dataset
 from agentgraph.errors import ConfigError
 from agentgraph.evaluation import compare, evaluate, run_dir
 from agentgraph.metrics import Metrics
+from agentgraph.presets import choose
 from agentgraph.reports import COMPARE_HEADER, compare_row
 from agentgraph.transcript import TranscriptWriter
 
@@ -83,6 +84,9 @@ async def cmd_run(o: RunOptions, problem: str) -> dict[str, Any]:
         "errors": r.errors,
         "wall_s": round(r.wall_s, 3),
         "transcript": o.transcript,
+        "preset": o.model_preset().name,
+        "thinking_tokens": r.usage.thinking_tokens,
+        "answer_tokens": r.usage.answer_tokens,
     }
 
 
@@ -90,7 +94,7 @@ async def cmd_eval(o: EvalOptions) -> dict[str, Any]:
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)  # bad data before any engine
     team = o.make_team()
     out = Path(o.out) if o.out else run_dir("eval")
-    async with o.make_backend() as backend:
+    async with o.make_backend(out=out) as backend:
         m, _ = await evaluate(team, problems, backend, out, resume=o.resume, name=o.topology, report=True)
     print_compare(f"{o.dataset}: {m.n} problems", [(o.topology, m)])
     print(f"report: {out / 'report.md'}")
@@ -100,7 +104,7 @@ async def cmd_eval(o: EvalOptions) -> dict[str, Any]:
 async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: str) -> dict[str, Any]:
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
     teams = [(s, o.make_team(s)) for s in specs]  # every topology is checked before the engine starts
-    async with o.make_backend() as backend:
+    async with o.make_backend(out=out) as backend:
         named, report = await compare(teams, problems, backend, out, title=title, resume=o.resume)
     print_compare(title, named)
     print(f"report: {report}")
@@ -159,7 +163,15 @@ async def cmd_show(o: ShowOptions, spec: str) -> dict[str, Any]:
     png = str(topo.draw(o.png)) if o.png else None
     if png:
         print(f"picture: {png}")
+    preset = choose(o.preset, o.model)
+    shown = preset.model_dump(exclude={"match"}, exclude_none=True)
+    shown["sampling"] = preset.sampling.model_dump(exclude_none=True)
+    print(f"preset for {o.model or 'the embedded model'}: {preset.name} ({preset.source})")
+    for k, v in shown.items():
+        if k not in ("name", "source"):
+            print(f"  {k}: {v}")
     return {
+        "preset": shown,
         "name": topo.graph.get("name"),
         "agents": len(topo),
         "spatial_edges": len(topo.edges_of("spatial")),

@@ -83,9 +83,14 @@ async def cmd_train_graph(o: Any) -> dict[str, Any]:
     o.make_team(base_spec)  # checks rounds, policy, decision and roles against the base before training
     out = fresh_out(o, "train-graph", "checkpoint.pt")
     config = config_from(o, GraphGRPOConfig, GRAPH_FIELDS, seed=o.seed)
-    async with o.make_backend() as backend:
+    async with o.make_backend(out=out) as backend:
         trainer = GraphGRPOTrainer(
-            base, problems, backend, config, make_team=lambda t: o.team(t, o.adapters), out=out
+            base,
+            problems,
+            backend,
+            config,
+            make_team=lambda t: o.team(t, o.adapters, o.model_preset()),
+            out=out,
         )
         pruned = await trainer.train(resume=o.resume, progress=True)
     probs = trainer.probabilities()
@@ -114,7 +119,7 @@ async def cmd_train_roles(o: Any) -> dict[str, Any]:
     heldout = load_dataset(o.heldout) if o.heldout else []
     team = o.make_team()
     out = fresh_out(o, "train-roles", "checkpoint")
-    async with o.make_backend(lora_rank=config.lora_r, train=True) as backend:
+    async with o.make_backend(lora_rank=config.lora_r, train=True, out=out) as backend:
         trainer = RoleGRPOTrainer(team, problems, backend, config, heldout=heldout, model=o.model, out=out)
         await trainer.train(resume=o.resume, progress=True)
     print(f"adapters: {out / 'adapters.json'}  (serve them with --adapters {out})")
@@ -140,13 +145,13 @@ async def cmd_train_joint(o: Any) -> dict[str, Any]:
         graph=config_from(o, GraphGRPOConfig, graph_fields, seed=o.seed),
         roles=roles_config,
     )
-    async with o.make_backend(lora_rank=roles_config.lora_r, train=True) as backend:
+    async with o.make_backend(lora_rank=roles_config.lora_r, train=True, out=out) as backend:
         trainer = JointTrainer(
             base,
             problems,
             backend,
             config,
-            make_team=lambda t: o.team(t, o.adapters),
+            make_team=lambda t: o.team(t, o.adapters, o.model_preset()),
             heldout=heldout,
             model=o.model,
             out=out,
