@@ -121,6 +121,14 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> str:
     return str(p)
 
 
+def _model_dir(path: Path, *, config: bool) -> str:
+    path.mkdir()
+    if config:
+        (path / "config.json").write_text('{"model_type": "qwen2"}')
+    (path / "README.md").write_text("weights were never downloaded")
+    return str(path)
+
+
 BAD = [
     (["--dataset", "nosuchset"], "dataset: unknown dataset"),
     (["--dataset", "{missing}"], "row 2.answer: missing"),
@@ -159,6 +167,27 @@ BAD = [
     (["--dataset", "{longprompt}", "--max-model-len", "64"], "over the context"),
     (["--dataset", "arith:n=3", "--decision", "chain_tail", "--topology", "full:3"], "chain_tail"),
     (["--dataset", "arith:n=3", "--scripted", "no_such_module:fn"], "scripted: cannot load"),
+    # reasoning models and engine settings
+    (
+        ["--dataset", "arith:n=3", "--backend", "vllm", "--model", "nobody-xyz/no-such-model"],
+        "model: 'nobody",
+    ),
+    (["--dataset", "arith:n=3", "--backend", "vllm", "--model", "{noweights}"], "has no weights"),
+    (["--dataset", "arith:n=3", "--backend", "vllm", "--model", "{notamodel}"], "has no config.json"),
+    (
+        ["--dataset", "arith:n=3", "--think", "<think>,</think>", "--thinking-budget", "5000"],
+        "thinking_budget: 5000 thinking + 256 answer tokens",
+    ),
+    (["--dataset", "arith:n=3", "--thinking-budget", "64"], "marks no thinking"),
+    (["--dataset", "arith:n=3", "--backend", "vllm", "--engine-arg", "bogus_knob=1"], "no engine argument"),
+    (["--dataset", "arith:n=3", "--backend", "vllm", "--engine-arg", "max_num_seqs=x"], "refused by vLLM"),
+    (["--dataset", "arith:n=3", "--tensor-parallel-size", "2"], "tensor_parallel_size: is a setting"),
+    (["--dataset", "arith:n=3", "--share", "thoughts"], "share"),
+    (["--dataset", "arith:n=3", "--thinking-budget", "lots"], "thinking_budget"),
+    (["--dataset", "arith:n=3", "--thinking-budget", "-4"], "thinking_budget"),
+    (["--dataset", "arith:n=3", "--preset", "gpt5"], "preset: unknown preset"),
+    (["--dataset", "arith:n=3", "--overflow", "ignore"], "overflow"),
+    (["--dataset", "arith:n=3", "--think", "<think>"], "think"),
 ]
 
 
@@ -191,6 +220,8 @@ def test_bad_input_is_one_line_exit_2(
         "wrongtype": _write(tmp_path, "bad3.yaml", "rounds: two\n"),
         "badcard": _write(tmp_path, "card.yaml", "system_prompt: [x\n"),
         "latincard": _write(tmp_path, "card2.yaml", b"system_prompt: caf\xe9\n"),
+        "noweights": _model_dir(tmp_path / "noweights", config=True),
+        "notamodel": _model_dir(tmp_path / "notamodel", config=False),
         "longprompt": _write(
             tmp_path, "long.jsonl", json.dumps({"question": "word " * 200, "answer": "1"}) + "\n"
         ),
