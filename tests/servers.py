@@ -37,6 +37,7 @@ def start_server(
         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
         "--max-model-len", str(max_model_len), "--dtype", "float32", "--seed", "0",
         "--block-size", str(block_size),  # as VLLM() picks on CPU, so both sides cache prefixes alike
+        "--gpu-memory-utilization", "0.2",  # on a GPU, room for the fleet beside the tests' engines
     ]  # fmt: skip
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
     with log.open("wb") as fh:

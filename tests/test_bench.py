@@ -48,3 +48,14 @@ def test_scheduler_bench_reports_rates_and_memory() -> None:
     assert set(out["by_sessions"]) == {"1", "100", "300"}
     assert out["agent_turns_per_s"] == max(out["by_sessions"].values()) > 0
     assert out["mb_per_1000_sessions"] > 0
+
+
+def test_thinking_bench_spends_each_budget_exactly() -> None:
+    out = bench("thinking.py", "--backend", "scripted", "--limit", "4", "--budgets", "0,8,32")
+    rows = {r["budget"]: r for r in out["rows"]}
+    assert set(rows) == {0, 8, 32}
+    # 3 agents x 2 rounds per problem, each forced after exactly its budget (the script thinks longer)
+    for budget, r in rows.items():
+        assert r["thinking_tokens_per_problem"] == 6 * budget and r["n"] == 4
+        assert r["forced_turns"] == "24/24" and r["accuracy"] == 1.0 and r["wall_s"] >= 0
+        assert 0 < r["answer_tokens_per_problem"] <= 6 * 16

@@ -13,6 +13,7 @@ import agentgraph as ag
 from agentgraph.backends import VLLM, Adapter, GenerationRequest
 from agentgraph.models import provision
 from agentgraph.sampling import SamplingOverrides
+from tests.conftest import GPU_SHARE
 from topologies import chain
 
 pytestmark = pytest.mark.vllm
@@ -33,7 +34,14 @@ def make_adapter(path: Path, seed: int) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def lora_engine() -> AsyncIterator[VLLM]:
-    async with VLLM(enable_lora=True, max_lora_rank=8, max_loras=2, kv_cache_gib=1, max_model_len=1024) as e:
+    async with VLLM(
+        enable_lora=True,
+        max_lora_rank=8,
+        max_loras=2,
+        kv_cache_gib=1,
+        max_model_len=1024,
+        gpu_memory_utilization=GPU_SHARE,
+    ) as e:
         yield e
 
 

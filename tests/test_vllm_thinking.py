@@ -14,6 +14,7 @@ from agentgraph.backends import VLLM
 from agentgraph.models import provision
 from agentgraph.presets import choose
 from agentgraph.thinking import detect
+from tests.conftest import GPU_SHARE
 
 pytestmark = [pytest.mark.vllm, pytest.mark.asyncio(loop_scope="session")]
 
@@ -68,7 +69,7 @@ def _tiny_r1(root: Path) -> Path:
     tok.chat_template = THINK_TEMPLATE.read_text()
     config = Qwen2Config(
         vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,  # head_dim 64 (CPU kernels)
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,  # head_dim 64
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True,
     )  # fmt: skip
     torch.manual_seed(0)
@@ -84,7 +85,7 @@ async def test_engine_settings_reach_the_running_engine(tmp_path: Path) -> None:
         model=str(model),
         max_model_len=512,
         engine={
-            "gpu_memory_utilization": 0.3,
+            "gpu_memory_utilization": GPU_SHARE,
             "tensor_parallel_size": 1,
             "data_parallel_size": 1,
             "dtype": "float32",
@@ -108,7 +109,7 @@ async def test_engine_settings_reach_the_running_engine(tmp_path: Path) -> None:
         assert cfg.scheduler_config.max_num_batched_tokens == 1024
         assert cfg.scheduler_config.enable_chunked_prefill is True
         assert cfg.parallel_config.tensor_parallel_size == 1 and cfg.parallel_config.data_parallel_size == 1
-        assert cfg.cache_config.gpu_memory_utilization == 0.3
+        assert cfg.cache_config.gpu_memory_utilization == GPU_SHARE
         assert cfg.cache_config.cache_dtype == "auto"
         # the template opens the think block; the preset leaves no system turn
         assert backend.think_format is not None and backend.think_format.opened_by_template
