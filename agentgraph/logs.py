@@ -14,6 +14,7 @@ restores everything. The CLI does this unless ``--verbose``; a library user opts
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -46,6 +47,7 @@ def engine_output_to(path: str | Path) -> Iterator[Path]:
             os.dup2(log, 2)
             sys.stdout, sys.stderr = new_out, new_err
             warnings.showwarning = to_log
+            _repoint_handlers({new_out: sys.__stdout__, new_err: sys.__stderr__})
             yield p
         finally:
             warnings.showwarning = old_show
@@ -57,6 +59,20 @@ def engine_output_to(path: str | Path) -> Iterator[Path]:
             os.dup2(saved[2], 2)
             for fd in (*saved.values(), log):
                 os.close(fd)
+
+
+def _repoint_handlers(moves: dict[IO[str], Any]) -> None:
+    """Log handlers bound to the terminal streams put in place (a library that configured its
+    logging inside the block) write to the original streams, i.e. to the log file, instead."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.root.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    for lg in loggers:
+        for h in lg.handlers:
+            # only plain StreamHandlers: subclasses may resolve their stream themselves (no setter)
+            if type(h) is logging.StreamHandler and h.stream in moves and moves[h.stream] is not None:
+                h.setStream(moves[h.stream])
 
 
 def _reopen(fd: int, like: IO[str]) -> IO[str]:
