@@ -179,7 +179,6 @@ async def generate_turn(
             out.logprobs = None  # forced tokens were not sampled: no log-probs to give them
         second = dataclasses.replace(
             req,
-            messages=req.messages,
             prompt_token_ids=tuple(out.prompt_token_ids + out.token_ids),
             assistant_prefix=out.text,
             sampling=s.merged(SamplingOverrides(max_tokens=room)),

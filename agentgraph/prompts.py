@@ -39,8 +39,7 @@ class PeerView(NamedTuple):
 
 def view(turn: Turn, how: str) -> PeerView:
     """What a reader may be shown of ``turn``, and how it got there (spatial, temporal, own, summary)."""
-    final = turn.final if turn.thinking_chars or not turn.thinking_closed else turn.text
-    return PeerView(turn.id, turn.agent, turn.role, turn.round, turn.text, how, final, turn.answer)
+    return PeerView(turn.id, turn.agent, turn.role, turn.round, turn.text, how, turn.final, turn.answer)
 
 
 def shown(peer: PeerView, share: Share) -> str:

@@ -223,10 +223,8 @@ class VLLM:
             # vLLM configures its log handlers on import (and again while an engine starts): bind
             # them to the original streams, whose descriptors are about to point at the log file,
             # not to the terminal streams put in their place
-            env.setdefault(
-                "VLLM_LOGGING_STREAM", os.environ.get("VLLM_LOGGING_STREAM", "ext://sys.__stdout__")
-            )
-            self._logs.enter_context(scoped_env({"VLLM_LOGGING_STREAM": env["VLLM_LOGGING_STREAM"]}))
+            stream = os.environ.get("VLLM_LOGGING_STREAM", "ext://sys.__stdout__")
+            self._logs.enter_context(scoped_env({"VLLM_LOGGING_STREAM": stream}))
             import vllm.logger  # noqa: F401
 
             self._logs.enter_context(engine_output_to(self.log_file))
