@@ -69,10 +69,13 @@ def create(
     scripted : str
         ``scripted``: the agent, ``module:function``.
     lora_rank : int, optional
-        ``vllm``: serve LoRA adapters up to this rank per request. The other backends serve none
-        (their ``lora_rank`` is ``None``; a role trainer then trains against the base model's turns).
+        ``vllm``: serve LoRA adapters up to this rank per request; ``openai``: the servers were
+        started with ``--enable-lora --max-lora-rank`` at least this, and adapters are loaded onto them
+        at run time. The scripted backend serves none (a role trainer then trains against the base
+        model's turns).
     policy_tokens : bool
-        ``scripted``: tokenize with ``model``'s tokenizer, so trainers can score the turns.
+        A trainer will score the turns: ``scripted`` tokenizes with ``model``'s tokenizer; ``vllm``
+        reports log-probs of the processed sampling distribution (``logprobs_mode``).
     engine : mapping, optional
         ``vllm``: settings of :class:`VLLM` (``gpu_memory_utilization``, ``tensor_parallel_size``,
         ``kv_cache_dtype``, ``chat_template``, ...); ``None`` values mean "the default".
@@ -104,6 +107,8 @@ def create(
         kwargs = vllm_args.parse(engine_args)
         if lora_rank is not None:
             settings |= {"enable_lora": True, "max_lora_rank": lora_rank}
+        if policy_tokens:  # trainers score under the sampling distribution: the engine reports it
+            kwargs.setdefault("logprobs_mode", "processed_logprobs")
         return VLLM(model, seed=seed, max_model_len=max_model_len, engine_kwargs=kwargs, **settings)
     if name == "openai":
         if not endpoints:
@@ -112,7 +117,7 @@ def create(
                 "the openai backend needs at least one --endpoint",
                 "e.g. --endpoint http://127.0.0.1:8000/v1",
             )
-        return OpenAI(list(endpoints), model=model)
+        return OpenAI(list(endpoints), model=model, lora_rank=lora_rank)
     if name == "scripted":
         if not scripted:
             raise ConfigError(

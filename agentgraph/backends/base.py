@@ -116,3 +116,13 @@ class Backend(Protocol):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+@runtime_checkable
+class AdapterHost(Protocol):
+    """A backend whose servers load adapters at run time (a ``vllm serve`` fleet): a trainer loads each
+    new version onto every server before any rollout asks for it, and unloads old versions."""
+
+    async def load_adapter(self, adapter: Adapter) -> None: ...
+
+    async def unload_adapter(self, adapter: Adapter) -> None: ...

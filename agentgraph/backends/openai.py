@@ -10,6 +10,14 @@
   by ``asyncio-throttle`` (at most N requests per ``period_s``).
 - Against vLLM servers the request asks for ``return_token_ids`` (a vLLM extension), so transcripts
   hold the engine's token ids; any server reports ``usage``, which is what token counts come from.
+- Adapters (``lora_rank`` set): vLLM servers load LoRA adapters at run time
+  (``/v1/load_lora_adapter``; the servers need ``--enable-lora`` and
+  ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``, and must read the adapter's path). :meth:`load_adapter`
+  loads one onto every server; a request for an adapter goes only to servers known to hold it. A
+  server that missed a load (down, restarted, answered 404 for the name) is skipped for that adapter
+  until the health loop (or :meth:`sync_adapters`) has loaded it there, so no request ever runs on a
+  base model or a stale version silently. An adapter never loaded (``--adapters``) is loaded on its
+  first request.
 - The API key is read from the environment variable named by ``api_key_env`` (default
   ``OPENAI_API_KEY``), never stored, and redacted (``***``) from every error message, so it cannot
   reach a transcript, a log or a report.
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 import zlib
@@ -32,9 +41,11 @@ from typing import Any
 import httpx
 from asyncio_throttle.throttler import Throttler
 
-from agentgraph.backends.base import Completion, GenerationRequest
+from agentgraph.backends.base import Adapter, Completion, GenerationRequest
 from agentgraph.errors import BackendError, ConfigError
 from agentgraph.thinking import ThinkFormat
+
+log = logging.getLogger(__name__)
 
 
 class OpenAI:
@@ -55,6 +66,7 @@ class OpenAI:
         eject_s: float = 15.0,
         health_interval_s: float = 5.0,
         think_format: ThinkFormat | None = None,
+        lora_rank: int | None = None,
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
@@ -79,13 +91,17 @@ class OpenAI:
         # the servers' chat templates are not visible from here: thinking is off unless named
         self.think_format = think_format
         self.model_path: str | None = None  # the servers hold the weights
-        self.lora_rank: int | None = None  # our adapters are served in-process only
+        self.lora_rank = lora_rank  # what the servers' --max-lora-rank allows (their word, not ours)
         self._client: httpx.AsyncClient | None = None
         self.eject_s = eject_s
         self.health_interval_s = health_interval_s
         self._down_until: dict[str, float] = {}
         self.ejections: dict[str, int] = {}
         self._health_task: asyncio.Task[None] | None = None
+        self._adapters: dict[str, Adapter] = {}  # name → adapter every server must hold
+        self._loaded: dict[str, set[str]] = {e: set() for e in self.endpoints}
+        self._load_lock = asyncio.Lock()
+        self.answered: dict[str, int] = dict.fromkeys(self.endpoints, 0)  # requests each endpoint answered
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAI(endpoints={self.endpoints!r}, model={self.model!r})"
@@ -187,6 +203,58 @@ class OpenAI:
         self._down_until[ep] = time.monotonic() + self.eject_s
         self.ejections[ep] = self.ejections.get(ep, 0) + 1
 
+    # -- adapters ------------------------------------------------------------------------------------
+    def holders(self, adapter: Adapter) -> list[str]:
+        """The endpoints known to hold ``adapter`` now."""
+        return [e for e in self.endpoints if adapter.name in self._loaded[e]]
+
+    async def _load_on(self, ep: str, a: Adapter) -> str | None:
+        """Load ``a`` onto ``ep``; the reason it failed, or ``None``."""
+        body = {"lora_name": a.name, "lora_path": a.path}
+        try:
+            r = await self.client.post(f"{ep}/load_lora_adapter", json=body)
+        except httpx.HTTPError as e:
+            return self._redact(f"{ep}: {type(e).__name__}: {e}")
+        if r.status_code == 200 or (r.status_code == 400 and "already" in r.text):
+            self._loaded[ep].add(a.name)
+            return None
+        return self._redact(f"{ep}: HTTP {r.status_code}: {r.text[:200]}")
+
+    async def load_adapter(self, adapter: Adapter) -> None:
+        """Load ``adapter`` onto every server. Servers that fail are not sent its requests until a
+        later :meth:`sync_adapters` loads it there; :class:`BackendError` when no server took it."""
+        self._adapters[adapter.name] = adapter
+        errors = await asyncio.gather(*(self._load_on(ep, adapter) for ep in self.endpoints))
+        for err in errors:
+            if err is not None:
+                log.warning("adapter %s not loaded (%s); that server waits for it", adapter.name, err)
+        if not self.holders(adapter):
+            raise BackendError(
+                f"no server loaded adapter {adapter.name} ({errors[0]}); start them with --enable-lora "
+                "and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, and put the adapter where they can read it"
+            )
+
+    async def unload_adapter(self, adapter: Adapter) -> None:
+        """Unload ``adapter`` from the servers that hold it (an old version nobody asks for)."""
+        self._adapters.pop(adapter.name, None)
+        for ep in self.holders(adapter):
+            self._loaded[ep].discard(adapter.name)
+            try:
+                r = await self.client.post(f"{ep}/unload_lora_adapter", json={"lora_name": adapter.name})
+                if r.status_code != 200:
+                    log.warning("unloading %s from %s: HTTP %s", adapter.name, ep, r.status_code)
+            except httpx.HTTPError as e:  # a server that is gone holds nothing we will ask for
+                log.warning("unloading %s from %s: %s", adapter.name, ep, type(e).__name__)
+
+    async def sync_adapters(self) -> dict[str, list[str]]:
+        """Load every current adapter onto each healthy server that lacks it; endpoint → missing names."""
+        missing: dict[str, list[str]] = {}
+        for ep in self.healthy():
+            for a in list(self._adapters.values()):
+                if a.name not in self._loaded[ep] and await self._load_on(ep, a) is not None:
+                    missing.setdefault(ep, []).append(a.name)
+        return missing
+
     async def check_health(self) -> list[str]:
         """Probe ``/health`` of every ejected endpoint; re-admit those that answer."""
         for ep in [e for e in self.endpoints if e not in self.healthy()]:
@@ -203,13 +271,24 @@ class OpenAI:
         while True:
             await asyncio.sleep(self.health_interval_s)
             await self.check_health()
+            if self._adapters:
+                await self.sync_adapters()
 
     async def generate(self, request: GenerationRequest) -> Completion:
         path, body = self._body(request)
         last_error: str = ""
+        adapter = request.adapter
+        if adapter is not None and adapter.name not in self._adapters:
+            async with self._load_lock:  # first request of an adapter never loaded here (--adapters)
+                if adapter.name not in self._adapters:
+                    await self.load_adapter(adapter)
         async with self._sem:
             healthy = set(self.healthy())
             order = self._order(request.meta.session)
+            if adapter is not None:  # never a server without this exact adapter version
+                order = [e for e in order if adapter.name in self._loaded[e]]
+                if not order:
+                    raise BackendError(f"no server holds adapter {adapter.name} now", transient=True)
             # affinity first, among healthy servers; ejected ones stay as a last resort
             for ep in [e for e in order if e in healthy] + [e for e in order if e not in healthy]:
                 if self._throttle is not None:
@@ -226,6 +305,11 @@ class OpenAI:
                 except httpx.HTTPError as e:
                     raise BackendError(self._redact(f"{ep}: {type(e).__name__}: {e}"), transient=True) from e
                 latency = time.perf_counter() - start
+                if r.status_code == 404 and adapter is not None:
+                    # the server lost the adapter (restarted): skip it until it is loaded again
+                    self._loaded[ep].discard(adapter.name)
+                    last_error = self._redact(f"{ep}: HTTP 404 for adapter {adapter.name}")
+                    continue
                 if r.status_code in (502, 503):
                     self._eject(ep)
                     last_error = self._redact(f"{ep}: HTTP {r.status_code}")
@@ -235,6 +319,7 @@ class OpenAI:
                     raise BackendError(
                         self._redact(f"{ep}: HTTP {r.status_code}: {r.text[:300]}"), transient=transient
                     )
+                self.answered[ep] += 1
                 return self._parse(r.json(), path, latency)
         raise BackendError(f"no endpoint reachable ({last_error})", transient=True)
 

@@ -3,7 +3,9 @@
 - :func:`save_adapters` writes every trained role's adapter under ``folder/ROLE`` atomically;
 - :class:`Publisher` saves a step's adapters as ``adapters/step-N`` and makes the backend serve them
   under new names (``solver@3``) — a new name means new weights, so no engine restart is needed —
-  then keeps only the last ``keep_versions`` folders;
+  then keeps only the last ``keep_versions`` folders. On a ``vllm serve`` fleet
+  (:class:`~agentgraph.backends.base.AdapterHost`) each version is loaded onto every server first and
+  old versions are unloaded; the folder must be one the servers can read (shared storage);
 - :func:`export_index` writes ``adapters.json`` (base model, rank, role → folder) and
   :func:`load_adapters` reads it back for ``--adapters``.
 """
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentgraph.backends.base import Adapter, Backend, GenerationRequest
+from agentgraph.backends.base import Adapter, AdapterHost, Backend, GenerationRequest
 from agentgraph.errors import ConfigError
 from agentgraph.messages import ChatMessage
 from agentgraph.sampling import Sampling
@@ -43,11 +45,15 @@ class Publisher:
         self.roles = list(roles)
         self.keep_versions = keep_versions
         self.served: dict[str, Adapter] = {}
+        self.history: list[dict[str, Adapter]] = []
 
     async def publish(self, model: Any, step: int) -> None:
         versions = self.root / "adapters"
         paths = save_adapters(model, versions / f"step-{step}", self.roles)
-        self.served = {r: Adapter(name=f"{r}@{step}", path=str(p)) for r, p in paths.items()}
+        self.served = {r: Adapter(name=f"{r}@{step}", path=str(p.resolve())) for r, p in paths.items()}
+        host = self.backend if isinstance(self.backend, AdapterHost) else None
+        if host is not None:
+            await asyncio.gather(*(host.load_adapter(a) for a in self.served.values()))
         # one token per role loads the new weights now, so the reload cost is measured here and not
         # hidden inside the next rollout
         warm = Sampling(temperature=0.0, max_tokens=1)
@@ -62,6 +68,12 @@ class Publisher:
             (p for p in versions.glob("step-*") if p.is_dir() and p.name != f"step-{step}"),
             key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1,
         )
+        self.history.append(self.served)
+        for gone in self.history[: max(0, len(self.history) - self.keep_versions)]:
+            if host is not None:
+                for a in gone.values():
+                    await host.unload_adapter(a)
+        self.history = self.history[-self.keep_versions :]
         for p in old[: max(0, len(old) - (self.keep_versions - 1))]:
             shutil.rmtree(p, ignore_errors=True)
 

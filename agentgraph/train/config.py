@@ -17,6 +17,8 @@ from agentgraph.train.loss import LossType
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ScaleRewards = Literal["group", "batch", "none"]
+ReportTo = Literal["none", "tensorboard", "wandb"]
+REPORT_TO_HELP = "where step figures go besides log.jsonl: none | tensorboard (OUT/tensorboard) | wandb"
 
 
 class GraphGRPOConfig(BaseModel):
@@ -55,6 +57,7 @@ class GraphGRPOConfig(BaseModel):
     prune_every: int = Field(0, ge=0, description="iterative pruning every N steps (0: never)")
     # run
     checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints")
+    report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
     seed: int = Field(0, ge=0, description="seed of graph sampling and problem draws")
 
 
@@ -73,7 +76,9 @@ class RoleGRPOConfig(BaseModel):
     train_roles: tuple[str, ...] = Field(("solver",), min_length=1, description="roles that get an adapter")
     group_size: int = Field(4, ge=2, description="sessions per problem (G)")
     problems_per_step: int = Field(8, ge=1, description="problems per optimizer step")
-    temperature: float = Field(1.0, gt=0, description="rollout temperature (top_p is 1)")
+    temperature: float = Field(1.0, gt=0, description="rollout temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="rollout top-p (the trainer scores the same nucleus)")
+    top_k: int | None = Field(None, ge=1, description="rollout top-k (the trainer scores under the same)")
     max_completion_length: int = Field(32, ge=1, description="new tokens per turn in rollouts")
     # reward and credit
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the team outcome in a turn's reward")
@@ -93,11 +98,26 @@ class RoleGRPOConfig(BaseModel):
     kl_every: int = Field(
         5, ge=0, description="with β = 0, measure KL to the base every N steps (a no-grad forward); 0: never"
     )
-    micro_batch: int = Field(16, ge=1, description="turns per forward/backward")
+    micro_batch: int = Field(16, ge=1, description="turns per forward/backward (gradients accumulate)")
+    importance_sampling: Literal["truncate", "mask", "none"] = Field(
+        "truncate",
+        description="engine/trainer mismatch: weight tokens by min(π_trainer/π_engine, cap), mask those "
+        "above the cap, or ignore it",
+    )
+    importance_sampling_cap: float = Field(3.0, gt=1, description="the cap of the importance weights")
+    logprob_chunk: int = Field(
+        1024, ge=16, description="token positions per language-model-head chunk (peak memory ∝ chunk × vocab)"
+    )
     # model
     lora_r: int = Field(16, ge=1, le=256, description="LoRA rank")
     lora_alpha: int = Field(32, ge=1, description="LoRA α (default 2·lora_r)")
     lora_targets: tuple[str, ...] = Field(LORA_TARGETS, description="modules that get LoRA weights")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="trainer weights and autocast: auto = bfloat16 on CUDA, float32 on the CPU"
+    )
+    gradient_checkpointing: bool | None = Field(
+        None, description="recompute activations in backward (default: on with CUDA, off on the CPU)"
+    )
     # run
     eval_every: int = Field(5, ge=0, description="held-out evaluation every N steps (0: only at the ends)")
     eval_temperature: float = Field(0.0, ge=0, description="sampling temperature of held-out evaluation")
@@ -105,6 +125,7 @@ class RoleGRPOConfig(BaseModel):
     checkpoint_every: int = Field(1, ge=1, description="steps between checkpoints")
     keep_versions: int = Field(2, ge=1, description="served adapter versions kept on disk")
     time_limit_min: float | None = Field(None, gt=0, description="stop after this many minutes of training")
+    report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
     seed: int = Field(0, ge=0, description="seed of problem draws and torch")
 
     @model_validator(mode="before")

@@ -37,6 +37,7 @@ from agentgraph.topology import Topology
 from agentgraph.train.config import GraphGRPOConfig
 from agentgraph.train.credit import advantages, session_reward
 from agentgraph.train.loop import StepRecord, append_log, train_loop, trim_log
+from agentgraph.train.trackers import Tracker
 from agentgraph.transcript import SessionResult
 
 EdgeKey = tuple[str, str, str]
@@ -83,6 +84,7 @@ class GraphGRPOTrainer:
         self.make_team = make_team or (lambda t: Team(t, rounds=1, decision="majority"))
         self.out = Path(out) if out is not None else None
         c = self.config
+        self.tracker = Tracker(c.report_to, self.out, "graph")
         self.edges: list[EdgeKey] = [(u, v, k) for u, v, k in base.edges(keys=True) if k in c.learn]
         if not self.edges:
             raise ConfigError("base", "the base topology has no learnable edges", "use a base with edges")
@@ -248,6 +250,10 @@ class GraphGRPOTrainer:
         self.log.append(entry)
         if self.out is not None:
             append_log(self.out / "log.jsonl", entry)
+            self.tracker.log(entry, entry.step)
+
+    def agree(self, flag: bool) -> bool:
+        return flag  # graph training runs in one process
 
     async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
         """Train to ``config.steps`` (from the last checkpoint with ``resume``); the pruned graph."""
@@ -271,6 +277,7 @@ class GraphGRPOTrainer:
     def finish(self) -> Topology:
         """The pruned graph; with an ``out`` folder also ``pruned.json`` and the plots."""
         pruned = self.pruned()
+        self.tracker.close()
         if self.out is not None:
             pruned.save(self.out / "pruned.json")
             self.plot()

@@ -119,6 +119,9 @@ class JointTrainer:
         if entry.roles is not None:
             self.roles.record(entry.roles)
 
+    def agree(self, flag: bool) -> bool:
+        return flag  # joint training runs in one process
+
     def save_checkpoint(self) -> Path | None:
         self.graph.save_checkpoint()
         self.roles.save_checkpoint()

@@ -42,6 +42,10 @@ class Learner(Protocol):
 
     def save_checkpoint(self) -> Path | None: ...
 
+    def agree(self, flag: bool) -> bool:
+        """The main process's ``flag`` on every process (one process: ``flag``)."""
+        ...
+
 
 async def train_loop(
     learner: Learner,
@@ -62,7 +66,9 @@ async def train_loop(
     try:
         while learner.step < steps:
             entry = await learner.train_step()
-            out_of_time = time_limit_min is not None and time.perf_counter() - started > 60 * time_limit_min
+            out_of_time = learner.agree(
+                time_limit_min is not None and time.perf_counter() - started > 60 * time_limit_min
+            )
             last = learner.step >= steps or out_of_time
             await learner.after_step(entry, last)
             learner.record(entry)

@@ -31,18 +31,23 @@ def grpo_loss(
     max_completion_length: int | None = None,
     num_sequences: int | None = None,
     num_items: float | None = None,
+    importance_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """TRL's clipped token-ratio objective (``importance_sampling_level="token"``).
 
     Shapes: log-probs and ``mask`` are (B, T), ``advantages`` is (B,). For micro-batching, pass the
     whole batch's ``num_sequences`` (``grpo``, ``dr_grpo``) and completion-token count ``num_items``
     (``dapo``); by default they are this batch's own, which is what TRL computes for one batch.
+    ``importance_weights`` (B, T) multiply the clipped per-token loss before the KL term, as TRL's
+    ``vllm_importance_sampling_correction`` does (truncated π_trainer / π_engine ratios).
     """
     mask = mask.to(per_token_logps.dtype)
     adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages
     coef_1 = torch.exp(per_token_logps - old_per_token_logps)
     coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
     per_token_loss = -torch.min(coef_1 * adv, coef_2 * adv)
+    if importance_weights is not None:
+        per_token_loss = per_token_loss * importance_weights
     if beta != 0.0:
         if ref_per_token_logps is None:
             raise ValueError("beta != 0 needs ref_per_token_logps (the base model's log-probs)")

@@ -22,10 +22,22 @@ and several turns per session, so credit is given per *turn*:
   continues from the last one and trims the log to it.
 
 Rollouts must carry the policy model's token ids: the vLLM backend does, and the scripted backend does
-when given the model's tokenizer (``Scripted(tokenizer=...)``). Without engine log-probs (scripted) the
-update is on-policy: the old log-probs are the current model's, as in TRL without vLLM. Sampling for
-rollouts uses ``top_p=1`` and the configured temperature (default 1.0, where vLLM's raw log-probs equal
-the sampling distribution's).
+when given the model's tokenizer (``Scripted(tokenizer=...)``). Rollouts sample with the configured
+``temperature``, ``top_p`` and ``top_k``; the engine reports log-probs of that processed distribution
+(``logprobs_mode="processed_logprobs"``, set by ``backends.create(..., policy_tokens=True)``) and the
+trainer scores under the same processing, so their ratio (truncated importance sampling, see
+:mod:`agentgraph.train.policy`) only corrects numerics. Without engine log-probs (scripted) the update
+is on-policy, as in TRL without vLLM.
+
+**Several processes** (``accelerate launch -m agentgraph train roles ...``): rollouts are produced
+once, by the main process, through its backend (the in-process engine or a ``vllm serve`` fleet), then
+the scored turns are broadcast and dealt to the processes (turns sharing a prompt stay together);
+each process computes its share's gradients with the whole batch's normalisers and the gradients are
+summed, so the step equals a one-process step on the same batch. We chose this over per-process
+rollouts because a team's sessions batch best when all are in flight on one engine, the groups'
+advantages need every session of a problem, and held-out evaluation and publishing happen once.
+Only the main process writes (log, checkpoints, adapters, trackers); every process resumes from the
+same checkpoint.
 """
 
 from __future__ import annotations
@@ -63,7 +75,8 @@ from agentgraph.train.loop import (
     train_loop,
     trim_log,
 )
-from agentgraph.train.policy import LoRAPolicy, Sample
+from agentgraph.train.policy import LoRAPolicy, Sample, split_for_ranks
+from agentgraph.train.trackers import Tracker
 from agentgraph.transcript import SessionResult
 
 
@@ -80,6 +93,8 @@ class RoleStepLog(StepRecord):
     turns: int
     groups_kept: int
     groups_dropped: int
+    is_ratio: float | None = Field(None, description="mean π_trainer / π_engine over the sampled tokens")
+    is_truncated: float = Field(0.0, description="share of sampled tokens whose ratio hit the cap")
     heldout_accuracy: float | None = None
     seconds: dict[str, float] = Field(description="rollout / logprob / backward / reload")
 
@@ -131,10 +146,16 @@ class RoleGRPOTrainer:
         self.root = self.out if self.out is not None else Path(tempfile.mkdtemp(prefix="agentgraph-roles-"))
         self.model_path = model or backend.model_path or resolve(None)
         self.policy = LoRAPolicy(self.model_path, c)
-        # without LoRA serving (scripted rollouts) every role is served the base model
+        self.accelerator = self.policy.accelerator
+        self.main = bool(self.accelerator.is_main_process)
+        # without LoRA serving (scripted rollouts) every role is served the base model; only the main
+        # process rolls out, so only it publishes
         self.publisher = (
-            Publisher(backend, self.root, c.train_roles, c.keep_versions) if rank is not None else None
+            Publisher(backend, self.root, c.train_roles, c.keep_versions)
+            if rank is not None and self.main
+            else None
         )
+        self.tracker = Tracker(c.report_to if self.main else "none", self.out, "roles")
         self.step = 0
         self.log: list[RoleStepLog] = []
         self.rng = random.Random(c.seed)
@@ -220,46 +241,78 @@ class RoleGRPOTrainer:
 
     async def train_step(self) -> RoleStepLog:
         """Draw problems, roll out ``group_size`` sessions of each, update, publish the new adapters."""
-        if not self.served:
+        if self.main and not self.served:
             await self.publish()
         t0 = time.perf_counter()
-        batch = self.draw()
-        results = await self.rollout(batch)
+        batch = self.draw()  # on every process: the problem stream stays in step with the checkpoint
+        results = await self.rollout(batch) if self.main else []
         problem_of = [i for i in range(len(batch)) for _ in range(self.config.group_size)]
         return await self.train_on(results, problem_of, rollout_s=time.perf_counter() - t0)
 
-    async def train_on(
-        self, results: Sequence[SessionResult], problem_of: Sequence[int], *, rollout_s: float = 0.0
-    ) -> RoleStepLog:
-        """One update from given rollouts (the joint trainer shares its graph rollouts this way)."""
+    def rollout_record(
+        self, results: Sequence[SessionResult], problem_of: Sequence[int], rollout_s: float
+    ) -> tuple[list[Sample], RoleStepLog]:
+        """The scored turns of a rollout batch and the step's record, its update figures still zero."""
         c = self.config
         samples, rewards, kept, dropped = self.samples(results, problem_of)
-        loss, kl, clip, secs = (0.0, None, 0.0, {"logprob": 0.0, "backward": 0.0})
-        if samples:
-            measure_kl = bool(c.kl_every and self.step % c.kl_every == 0)
-            loss, kl, clip, secs = self.policy.update(samples, measure_kl=measure_kl)
-        self.step += 1
-        t_reload = await self.publish()
         own = [
             r.gold is not None and is_correct(t.answer, r.gold)
             for r in results
             for t in r.turns
             if t.kind == "agent" and t.role in c.train_roles
         ]
-        return RoleStepLog(
-            step=self.step,
+        record = RoleStepLog(
+            step=self.step + 1,
             reward=float(np.mean(rewards)) if rewards else 0.0,
             team_accuracy=float(np.mean([bool(r.correct) for r in results])),
             turn_accuracy=float(np.mean(own)) if own else 0.0,
             tokens=float(np.mean([r.usage.completion_tokens for r in results])),
-            loss=loss,
-            kl=kl,
-            clip_ratio=clip,
+            loss=0.0,
+            kl=None,
+            clip_ratio=0.0,
             turns=len(samples),
             groups_kept=kept,
             groups_dropped=dropped,
-            seconds={"rollout": rollout_s, **secs, "reload": t_reload},
+            seconds={"rollout": rollout_s, "logprob": 0.0, "backward": 0.0},
         )
+        return samples, record
+
+    async def train_on(
+        self, results: Sequence[SessionResult], problem_of: Sequence[int], *, rollout_s: float = 0.0
+    ) -> RoleStepLog:
+        """One update from given rollouts (the joint trainer shares its graph rollouts this way).
+
+        With several processes, only the main process's ``results`` count: its scored turns and
+        record are broadcast, every process updates on its share.
+        """
+        from accelerate.utils import broadcast_object_list
+
+        c = self.config
+        payload: list[object] = [None, None]
+        if self.main:
+            payload = list(self.rollout_record(results, problem_of, rollout_s))
+        if self.policy.world > 1:
+            t0 = time.perf_counter()
+            broadcast_object_list(payload, from_process=0)
+            broadcast_s = time.perf_counter() - t0
+        samples, record = payload
+        assert isinstance(samples, list) and isinstance(record, RoleStepLog)
+        if self.policy.world > 1:
+            record.seconds["broadcast"] = broadcast_s
+        if samples:
+            mine = split_for_ranks(samples, self.policy.world)[self.accelerator.process_index]
+            stats = self.policy.update(
+                mine,
+                n_seq=len(samples),
+                n_tok=sum(len(s.completion_ids) for s in samples),
+                measure_kl=bool(c.kl_every and self.step % c.kl_every == 0),
+            )
+            record.loss, record.kl, record.clip_ratio = stats.loss, stats.kl, stats.clip_ratio
+            record.is_ratio, record.is_truncated = stats.is_ratio, stats.is_truncated
+            record.seconds.update(stats.seconds)
+        self.step += 1
+        record.seconds["reload"] = await self.publish()
+        return record
 
     # -- evaluation ------------------------------------------------------------------------------------------
     async def evaluate(self, problems: Sequence[Problem] | None = None) -> float:
@@ -288,18 +341,32 @@ class RoleGRPOTrainer:
     async def after_step(self, entry: StepRecord, last: bool) -> None:
         assert isinstance(entry, RoleStepLog)
         c = self.config
-        if self.heldout and ((c.eval_every and self.step % c.eval_every == 0) or last):
+        if self.main and self.heldout and ((c.eval_every and self.step % c.eval_every == 0) or last):
             entry.heldout_accuracy = await self.evaluate_heldout()
 
     def record(self, entry: StepRecord) -> None:
-        """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``."""
+        """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``
+        (main process) and sent to the trackers."""
         assert isinstance(entry, RoleStepLog)
         self.log.append(entry)
-        if self.out is not None:
+        if self.out is not None and self.main:
             append_log(self.out / "log.jsonl", entry)
+            self.tracker.log(entry, entry.step)
+
+    def agree(self, flag: bool) -> bool:
+        """The main process's ``flag`` on every process (a time limit must stop all of them together)."""
+        if self.policy.world == 1:
+            return flag
+        from accelerate.utils import broadcast_object_list
+
+        box: list[object] = [flag]
+        broadcast_object_list(box, from_process=0)
+        return bool(box[0])
 
     async def start(self) -> None:
         """Serve the first adapters and measure the held-out starting point (once per run)."""
+        if not self.main:
+            return
         if not self.served:
             await self.publish()
         if self.heldout and not self.evals:
@@ -328,10 +395,12 @@ class RoleGRPOTrainer:
         return self.log
 
     def finish(self) -> None:
-        """With an ``out`` folder: the final adapters, ``adapters.json`` and the plots."""
-        if self.out is not None:
+        """With an ``out`` folder: the final adapters, ``adapters.json`` and the plots (main process)."""
+        self.tracker.close()
+        if self.out is not None and self.main:
             self.export()
             self.plot()
+        self.accelerator.wait_for_everyone()
 
     # -- persistence -----------------------------------------------------------------------------------------
     def export(self) -> Path:
@@ -345,7 +414,7 @@ class RoleGRPOTrainer:
         )
 
     def save_checkpoint(self) -> Path | None:
-        if self.out is None:
+        if self.out is None or not self.main:
             return None
         tmp = self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -374,7 +443,7 @@ class RoleGRPOTrainer:
         folder = find_dir(self.out / "checkpoint")
         if not (folder / "trainer.pt").exists():
             return False
-        st = torch.load(folder / "trainer.pt", weights_only=False)
+        st = torch.load(folder / "trainer.pt", weights_only=False, map_location="cpu")
         if tuple(st["config"]["train_roles"]) != self.config.train_roles:
             raise ConfigError("resume", "the checkpoint trained other roles", "use the same --train-roles")
         for r in self.config.train_roles:
@@ -388,7 +457,9 @@ class RoleGRPOTrainer:
         self.evals = [(int(s), float(a)) for s, a in st["evals"]]
         if self.publisher is not None:
             self.publisher.served = {}
-        self.log = trim_log(self.out / "log.jsonl", RoleStepLog, self.step)
+        if self.main:
+            self.log = trim_log(self.out / "log.jsonl", RoleStepLog, self.step)
+        self.accelerator.wait_for_everyone()  # no process trains on before every one has loaded
         return True
 
     def plot(self) -> None:

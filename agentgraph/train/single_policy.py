@@ -6,7 +6,9 @@ it calls for generation. Each prompt becomes one real team session on the in-pro
 with every role served the policy's current LoRA weights (saved and hot-loaded under a new name
 whenever TRL's step counter moves). The completion handed back to TRL is the turn that carries the
 team's answer (:func:`answer_turn`) with its prompt ids, completion ids and vLLM sampling log-probs;
-the team's answer is passed to the reward functions as ``team_answer``::
+the team's answer is passed to the reward functions as ``team_answer``. A turn without the engine's
+sampling log-probs is an error (:class:`~agentgraph.errors.BackendError`): no log-prob is ever
+made up for TRL's importance ratio::
 
     rollout = TeamRollout(team, EngineThread(VLLM(enable_lora=True)))
     trainer = GRPOTrainer(model, reward_funcs=[team_reward], args=GRPOConfig(...),
@@ -147,7 +149,13 @@ class TeamRollout:
             turn = answer_turn(r)
             out["prompt_ids"].append(list(turn.prompt_token_ids))
             out["completion_ids"].append(list(turn.completion_token_ids))
-            out["logprobs"].append(list(turn.logprobs or [0.0] * len(turn.completion_token_ids)))
+            if turn.logprobs is None or len(turn.logprobs) != len(turn.completion_token_ids):
+                # TRL would take made-up numbers as the sampling distribution: refuse instead
+                raise BackendError(
+                    f"session {r.session}: turn {turn.id} came back without one sampling log-prob per "
+                    "token; TeamRollout needs them (vLLM returns them when asked)"
+                )
+            out["logprobs"].append(list(turn.logprobs))
             out["team_answer"].append(r.answer)
         return out
 
