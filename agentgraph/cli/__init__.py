@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except asyncio.CancelledError:
         print("terminated: what was written is kept (eval/compare: --resume continues)", file=sys.stderr)
         return 143
-    if o.json_output:
+    if o.json_output and summary.get("process", 0) == 0:  # one JSON line per run, not per process
         print(json.dumps(summary, default=str))
     return 0
 

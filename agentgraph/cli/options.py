@@ -150,9 +150,11 @@ class BackendOptions(BaseModel):
     ) -> Backend:
         """LoRA is on when adapters are served (``--adapters``) or trained (``lora_rank``). The
         engine's own output goes to ``engine.log`` in the run directory ``out`` unless ``--verbose``."""
-        if self.adapters and self.backend != "vllm":
+        if self.adapters and self.backend not in ("vllm", "openai"):
             raise ConfigError(
-                "adapters", f"the {self.backend} backend does not serve our adapters", "use --backend vllm"
+                "adapters",
+                f"the {self.backend} backend does not serve our adapters",
+                "use --backend vllm, or openai with vllm serve --enable-lora",
             )
         if self.adapters and lora_rank is None:
             lora_rank = load_adapters(self.adapters)[1]
@@ -252,6 +254,7 @@ GRAPH_FIELDS: Fields = {
     "token_cost": (GRAPH, "token_cost"),
     "prune_threshold": (GRAPH, "prune_threshold"),
     "checkpoint_every": (GRAPH, "checkpoint_every"),
+    "report_to": (GRAPH, "report_to"),
 }
 ROLE_FIELDS: Fields = {
     "train_roles": None,
@@ -266,6 +269,12 @@ ROLE_FIELDS: Fields = {
     "lora_r": (ROLES, "lora_r"),
     "eval_every": (ROLES, "eval_every"),
     "minutes": (ROLES, "time_limit_min"),
+    "top_p": (ROLES, "top_p"),
+    "top_k": (ROLES, "top_k"),
+    "micro_batch": (ROLES, "micro_batch"),
+    "gradient_checkpointing": (ROLES, "gradient_checkpointing"),
+    "importance_sampling": (ROLES, "importance_sampling"),
+    "report_to": (ROLES, "report_to"),
 }
 JOINT_FIELDS: Fields = {
     **ROLE_FIELDS,

@@ -3,6 +3,7 @@ trainer's own ``train``, and a summary."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,46 @@ def fresh_out(o: Any, command: str, marker: str) -> Path:
             "out", f"{out} already holds a training run", "pass --resume or choose another --out"
         )
     return out
+
+
+def processes() -> tuple[int, int]:
+    """(this process's index, how many) under ``accelerate launch``; (0, 1) without it."""
+    import torch
+    from accelerate import PartialState
+
+    # without CUDA the processes talk gloo (accelerate calls that MULTI_CPU; it needs cpu=True)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return int(state.process_index), int(state.num_processes)
+
+
+def one_process(command: str) -> None:
+    if processes()[1] > 1:
+        raise ConfigError(
+            "num_processes",
+            f"`train {command}` runs in one process",
+            "launch `train roles` with accelerate, or run this one without it",
+        )
+
+
+def colocate(o: Any, config: Any) -> None:
+    """On CUDA with the in-process engine and no ``--gpu-memory-utilization``: the engine gets what the
+    trainer leaves (:mod:`agentgraph.train.memory`)."""
+    import torch
+
+    if o.backend != "vllm" or o.gpu_memory_utilization is not None or not torch.cuda.is_available():
+        return
+    from agentgraph.models import resolve
+    from agentgraph.train.memory import GIB, colocated_utilization, trainer_bytes
+
+    seq = o.max_model_len or o.model_preset().max_model_len
+    need = trainer_bytes(resolve(o.model), config, seq, bf16=config.dtype != "float32")
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    o.gpu_memory_utilization = colocated_utilization(need, total)
+    print(
+        f"colocated: trainer ~{need / GIB:.1f} GiB of {total / GIB:.1f} GiB, "
+        f"engine --gpu-memory-utilization {o.gpu_memory_utilization}",
+        file=sys.stderr,
+    )
 
 
 def need_base(o: Any) -> str:
@@ -77,6 +118,7 @@ def role_summary(trainer: Any, out: Path) -> dict[str, Any]:
 async def cmd_train_graph(o: Any) -> dict[str, Any]:
     from agentgraph.train import GraphGRPOConfig, GraphGRPOTrainer
 
+    one_process("graph")
     base_spec = need_base(o)
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
     base = from_spec(base_spec, role=o.role)
@@ -112,23 +154,37 @@ async def cmd_train_graph(o: Any) -> dict[str, Any]:
 
 
 async def cmd_train_roles(o: Any) -> dict[str, Any]:
+    from agentgraph.backends.elsewhere import Elsewhere
+    from agentgraph.models import resolve
     from agentgraph.train import RoleGRPOTrainer
 
     config = role_config(o)
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
     heldout = load_dataset(o.heldout) if o.heldout else []
     team = o.make_team()
+    rank, world = processes()
+    if world > 1 and not o.out:
+        raise ConfigError("out", f"{world} processes need one run folder", "pass --out")
     out = fresh_out(o, "train-roles", "checkpoint")
-    async with o.make_backend(lora_rank=config.lora_r, train=True, out=out) as backend:
+    colocate(o, config)
+    # under accelerate launch only the main process generates; the others train on its rollouts
+    backend = (
+        o.make_backend(lora_rank=config.lora_r, train=True, out=out)
+        if rank == 0
+        else Elsewhere(resolve(o.model), config.lora_r)
+    )
+    async with backend:
         trainer = RoleGRPOTrainer(team, problems, backend, config, heldout=heldout, model=o.model, out=out)
-        await trainer.train(resume=o.resume, progress=True)
-    print(f"adapters: {out / 'adapters.json'}  (serve them with --adapters {out})")
-    return role_summary(trainer, out)
+        await trainer.train(resume=o.resume, progress=rank == 0)
+    if rank == 0:
+        print(f"adapters: {out / 'adapters.json'}  (serve them with --adapters {out})")
+    return role_summary(trainer, out) | {"process": rank, "processes": world}
 
 
 async def cmd_train_joint(o: Any) -> dict[str, Any]:
     from agentgraph.train import GraphGRPOConfig, JointConfig, JointTrainer
 
+    one_process("joint")
     base_spec = need_base(o)
     roles_config = role_config(o)
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
@@ -137,7 +193,8 @@ async def cmd_train_joint(o: Any) -> dict[str, Any]:
     o.make_team(base_spec)
     out = fresh_out(o, "train-joint", "roles/checkpoint")
     graph_fields = {
-        k: GRAPH_FIELDS.get(k) for k in ("group", "problems_per_step", "token_cost", "prune_threshold")
+        k: GRAPH_FIELDS.get(k)
+        for k in ("group", "problems_per_step", "token_cost", "prune_threshold", "report_to")
     }
     config = JointConfig(
         steps=o.steps,

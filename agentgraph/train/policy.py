@@ -68,6 +68,8 @@ class UpdateStats:
     """mean trainer/engine probability ratio over tokens that have engine log-probs (1: they agree)"""
     is_truncated: float
     """share of those tokens whose ratio hit the cap"""
+    grad_norm: float
+    """of the adapters' summed gradient, before clipping"""
     seconds: dict[str, float]
 
 
@@ -344,7 +346,7 @@ class LoRAPolicy:
                 g.copy_(flat[i : i + g.numel()].view_as(g))
                 i += g.numel()
             acc = self.accelerator.reduce(acc.to(self.device), reduction="sum").cpu()
-        torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm))
         self.optimizer.step()
         t_bwd += time.perf_counter() - t1
         kl = float(acc[1] / acc[2]) if acc[2] > 0 else None
@@ -354,5 +356,6 @@ class LoRAPolicy:
             clip_ratio=float(acc[3] / max(1.0, float(acc[4]))),
             is_ratio=float(acc[5] / acc[6]) if acc[6] > 0 else None,
             is_truncated=float(acc[7] / acc[6]) if acc[6] > 0 else 0.0,
+            grad_norm=grad_norm,
             seconds={"logprob": t_fwd, "backward": t_bwd},
         )

@@ -95,6 +95,7 @@ class RoleStepLog(StepRecord):
     groups_dropped: int
     is_ratio: float | None = Field(None, description="mean π_trainer / π_engine over the sampled tokens")
     is_truncated: float = Field(0.0, description="share of sampled tokens whose ratio hit the cap")
+    grad_norm: float = Field(0.0, description="norm of the adapters' gradient before clipping")
     heldout_accuracy: float | None = None
     seconds: dict[str, float] = Field(description="rollout / logprob / backward / reload")
 
@@ -309,6 +310,7 @@ class RoleGRPOTrainer:
             )
             record.loss, record.kl, record.clip_ratio = stats.loss, stats.kl, stats.clip_ratio
             record.is_ratio, record.is_truncated = stats.is_ratio, stats.is_truncated
+            record.grad_norm = stats.grad_norm
             record.seconds.update(stats.seconds)
         self.step += 1
         record.seconds["reload"] = await self.publish()

@@ -47,6 +47,7 @@ class Tracker:
                 from accelerate.tracking import TensorBoardTracker
 
                 self._impl = TensorBoardTracker(run_name, out / "tensorboard")
+                self._impl.start()
             except (ImportError, RuntimeError) as e:
                 raise ConfigError(
                     "report_to", f"tensorboard is not installed ({e})", "pip install tensorboard"
@@ -56,6 +57,7 @@ class Tracker:
                 from accelerate.tracking import WandBTracker
 
                 self._impl = WandBTracker(run_name, dir=str(out))
+                self._impl.start()
             except (ImportError, RuntimeError) as e:
                 raise ConfigError("report_to", f"wandb is not available ({e})", "pip install wandb") from None
         else:
