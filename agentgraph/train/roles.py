@@ -179,10 +179,13 @@ class RoleGRPOTrainer:
     def rollout_team(self, *, temperature: float, logprobs: bool, team: Team | None = None) -> Team:
         t = copy.copy(team or self.team)
         t.adapters = {**t.adapters, **self.served}
+        c = self.config
+        greedy = temperature == 0.0  # held-out evaluation: the nucleus does not matter
         t.sampling = SamplingOverrides(
             temperature=temperature,
-            top_p=1.0,
-            max_tokens=self.config.max_completion_length,
+            top_p=1.0 if greedy else c.top_p,
+            top_k=None if greedy else c.top_k,
+            max_tokens=c.max_completion_length,
             logprobs=logprobs,
         )
         return t
