@@ -1,16 +1,19 @@
-"""Step time of role GRPO against TRL's own ``GRPOTrainer``, single agent, same everything.
+"""Training throughput of role GRPO against TRL's own ``GRPOTrainer``: trained samples per second.
 
-Both train a LoRA adapter (same rank and targets) on the embedded model with the same prompt
-("What is a + b?" under the adder role card), group size, completion length and problems per step,
-β = 0, one optimizer step per generation batch. TRL generates with transformers (``use_vllm=False``:
-TRL's vLLM modes need a GPU server or colocated CUDA); ours rolls out on the in-process vLLM engine
-and hot-reloads the adapter after each step. The first step of each is a warm-up and is not counted.
+Both train LoRA adapters (same rank and targets) on the embedded model with the same prompt ("What is
+a + b?" under the adder role card), group size, completion length and problems per step, β = 0, one
+optimizer step per generation batch. TRL trains one policy on one completion per sample and generates
+with transformers (``use_vllm=False``: TRL's vLLM modes need a GPU server or colocated CUDA). Ours
+trains ``--roles`` roles: 1 = the adder alone, 2 = the learning run's adder → checker chain with both
+roles trained, so each session gives two trained turns; rollouts run on the in-process vLLM engine and
+the adapters are hot-reloaded after each step. A sample is one trained completion (TRL) or turn
+(ours). The first step of each is a warm-up and is not counted.
 
-    python bench/role_step.py --steps 6 --json
+    python bench/role_step.py --steps 4 --problems 4 --group 8 --roles 2 --json
 
-With ``--json`` the last line is one JSON object: ``trl_s_per_step``, ``ours_s_per_step``,
-``ratio`` (ours ÷ TRL), ``ours_phases`` (rollout / logprob / backward / reload seconds), and the
-settings.
+With ``--json`` the last line is one JSON object: ``trl_samples_per_s``, ``ours_samples_per_s``,
+``speedup`` (ours ÷ TRL), ``trl_s_per_step``, ``ours_s_per_step``, ``ours_phases`` (rollout /
+logprob / backward / reload seconds), and the settings.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentgraph.answers import extract, is_correct
 from agentgraph.prompts import build_messages
-from examples.train_roles_arith import ADDER, additions
+from examples.train_roles_arith import ADDER, additions, make_team
 
 
 def trl_steps(args: argparse.Namespace) -> list[float]:
@@ -119,6 +122,9 @@ async def our_steps(args: argparse.Namespace) -> list[dict[str, float]]:
         seed=args.seed,
     )
     team = ag.Team(single("adder", memory=False), rounds=1, roles=RoleBook([ADDER]))
+    if args.roles == 2:
+        team = make_team()
+        config = config.model_copy(update={"train_roles": ("adder", "checker")})
     out: list[dict[str, float]] = []
     async with VLLM(enable_lora=True, max_lora_rank=args.rank, max_model_len=512, seed=args.seed) as engine:
         trainer = RoleGRPOTrainer(team, additions(64, seed=args.seed), engine, config)
@@ -126,15 +132,16 @@ async def our_steps(args: argparse.Namespace) -> list[dict[str, float]]:
         for _ in range(args.steps):
             t0 = time.perf_counter()
             entry = await trainer.train_step()
-            out.append({"total": time.perf_counter() - t0, **entry.seconds})
+            out.append({"total": time.perf_counter() - t0, "samples": entry.turns, **entry.seconds})
     return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--group", type=int, default=4)
-    ap.add_argument("--problems", type=int, default=1, help="problems per step")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--problems", type=int, default=4, help="problems per step")
+    ap.add_argument("--roles", type=int, choices=(1, 2), default=2, help="ours: trained roles (1: adder)")
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument(
@@ -152,11 +159,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ours = asyncio.run(our_steps(args))
     trl_s = statistics.median(trl[1:]) if len(trl) > 1 else None
     ours_s = statistics.median([x["total"] for x in ours[1:]])
-    phases = {k: round(statistics.median([x[k] for x in ours[1:]]), 3) for k in ours[0] if k != "total"}
+    phases = {
+        k: round(statistics.median([x[k] for x in ours[1:]]), 3)
+        for k in ours[0]
+        if k not in ("total", "samples")
+    }
+    trl_rate = args.group * args.problems / trl_s if trl_s else None
+    ours_rate = sum(x["samples"] for x in ours[1:]) / sum(x["total"] for x in ours[1:])
     summary = {
+        "trl_samples_per_s": round(trl_rate, 3) if trl_rate else None,
+        "ours_samples_per_s": round(ours_rate, 3),
+        "speedup": round(ours_rate / trl_rate, 3) if trl_rate else None,
         "trl_s_per_step": round(trl_s, 3) if trl_s else None,
         "ours_s_per_step": round(ours_s, 3),
-        "ratio": round(ours_s / trl_s, 3) if trl_s else None,
+        "roles": args.roles,
         "ours_phases": phases,
         "trl_steps": [round(x, 2) for x in trl],
         "ours_steps": [round(x["total"], 2) for x in ours],

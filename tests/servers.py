@@ -28,10 +28,11 @@ def engine_processes() -> set[int]:
 
 
 def start_server(
-    port: int, log: Path, *, max_model_len: int = 2048, block_size: int = 32
+    port: int, log: Path, *, max_model_len: int = 2048, block_size: int = 32, lora_rank: int | None = None
 ) -> subprocess.Popen[bytes]:
     """The embedded model behind the OpenAI-compatible server, served as ``smollm2``. Its output goes
-    to ``log`` (a pipe nobody reads would fill up and stall the server)."""
+    to ``log`` (a pipe nobody reads would fill up and stall the server). With ``lora_rank`` it serves
+    adapters loaded at run time and reports processed log-probs, as a training fleet is started."""
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", provision(),
         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
@@ -40,7 +41,10 @@ def start_server(
         "--gpu-memory-utilization", "0.2",  # on a GPU, room for the fleet beside the tests' engines
     ]  # fmt: skip
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
-    with log.open("wb") as fh:
+    if lora_rank is not None:
+        cmd += ["--enable-lora", "--max-lora-rank", str(lora_rank), "--logprobs-mode", "processed_logprobs"]
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+    with log.open("ab") as fh:
         return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -59,3 +59,12 @@ def test_thinking_bench_spends_each_budget_exactly() -> None:
         assert r["thinking_tokens_per_problem"] == 6 * budget and r["n"] == 4
         assert r["forced_turns"] == "24/24" and r["accuracy"] == 1.0 and r["wall_s"] >= 0
         assert 0 < r["answer_tokens_per_problem"] <= 6 * 16
+
+
+def test_train_memory_bench_measures_both_passes() -> None:
+    out = bench("train_memory.py", "--lengths", "1024,2048", "--vocabs", "50000", "--batch", "1")
+    assert [(r["length"], r["vocab"]) for r in out["rows"]] == [(1024, 50000), (2048, 50000)]
+    last = out["rows"][-1]
+    assert out["peak_mb"] == last["peak_mb"] and out["full_logits_peak_mb"] == last["full_logits_peak_mb"]
+    # full logits of 2048 positions × 50k are 390 MB before softmax and gradient; ours keep one chunk
+    assert last["full_logits_peak_mb"] > 390 > last["peak_mb"]
