@@ -362,6 +362,12 @@ def test_cli_train_roles_on_scripted_then_eval_reads_adapters(
             "loss_type",
         ),
         (["--topology", "chain:2", "--train-roles", "solver"], "dataset"),
+        (["--dataset", "arith:n=4", "--train-roles", "solver", "--report-to", "mlflow"], "report_to"),
+        (["--dataset", "arith:n=4", "--train-roles", "solver", "--top-p", "1.5"], "top_p"),
+        (
+            ["--dataset", "arith:n=4", "--train-roles", "solver", "--importance-sampling", "x"],
+            "importance_sampling",
+        ),
     ],
 )
 def test_cli_train_roles_bad_input(
