@@ -27,16 +27,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def tiny_model(root: Path, vocab: int) -> str:
+def tiny_model(root: Path, vocab: int | None = None) -> str:
+    """A random-weight 2-layer Qwen2 (hidden 128, head_dim 64) with the embedded tokenizer and ``vocab``
+    tokens (default: the tokenizer's), saved under ``root`` once."""
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     from agentgraph.models import provision
 
+    tok = AutoTokenizer.from_pretrained(provision())
+    vocab = vocab or len(tok)
     out = root / f"tiny-qwen2-v{vocab}"
     if (out / "config.json").is_file():
         return str(out)
-    tok = AutoTokenizer.from_pretrained(provision())
     config = Qwen2Config(
         vocab_size=vocab, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=16384,

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from agentgraph.errors import ConfigError
-from agentgraph.models import provision
 from agentgraph.train import RoleGRPOConfig
 from agentgraph.train.logprobs import sampling_mask, token_logps
 from agentgraph.train.memory import GIB, colocated_utilization, trainer_bytes
 from agentgraph.train.policy import LoRAPolicy, Sample
+from bench.train_memory import tiny_model
 from tests.conftest import ON_GPU
 
 SETTINGS = [(1.0, 1.0, None), (0.7, 0.9, None), (0.7, 0.9, 5), (1.3, 1.0, 3)]
@@ -63,19 +63,7 @@ def test_mask_is_vllms(p: float, k: int | None) -> None:
 
 
 def tiny_qwen2(root: Path, vocab: int | None = None) -> str:
-    """A 2-layer random-weight Qwen2 model with the embedded tokenizer (head_dim 64)."""
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(provision())
-    config = Qwen2Config(
-        vocab_size=vocab or len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=8192,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(config).save_pretrained(root, safe_serialization=True)
-    tok.save_pretrained(root)
-    return str(root)
+    return tiny_model(root, vocab)
 
 
 def batch() -> list[Sample]:

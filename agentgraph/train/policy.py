@@ -129,6 +129,10 @@ class LoRAPolicy:
         for r in roles[1:]:
             self.model.add_adapter(r, lora)
         self.model.to(self.device)
+        # PEFT wraps layers in place, so these stay the adapted modules for every role
+        causal: Any = self.model.get_base_model()
+        self.decoder: Any = causal.get_decoder()
+        self.head: Any = causal.get_output_embeddings()
         self.params = {
             r: [p for n, p in self.model.named_parameters() if "lora_" in n and f".{r}." in n] for r in roles
         }
@@ -151,16 +155,11 @@ class LoRAPolicy:
         set_peft_model_state_dict(self.model, weights, adapter_name=role)
 
     # -- log-probs ---------------------------------------------------------------------------------------
-    def _decoder(self) -> tuple[Any, Any]:
-        causal = self.model.get_base_model()
-        return causal.get_decoder(), causal.get_output_embeddings()
-
     def _head(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         c = self.config
-        _, head = self._decoder()
         return token_logps(
             hidden,
-            head,
+            self.head,
             targets,
             temperature=c.temperature,
             top_p=c.top_p,
@@ -188,7 +187,7 @@ class LoRAPolicy:
         return out, mask
 
     def _padded(self, batch: Sequence[Sample]) -> list[torch.Tensor]:
-        decoder, _ = self._decoder()
+        decoder = self.decoder
         width = max(len(s.prompt_ids) + len(s.completion_ids) for s in batch)
         t_max = max(len(s.completion_ids) for s in batch)
         ids = torch.zeros((len(batch), width), dtype=torch.long)
@@ -210,7 +209,7 @@ class LoRAPolicy:
         return [lp[i, : len(s.completion_ids)] for i, s in enumerate(batch)]
 
     def _shared(self, batch: Sequence[Sample]) -> list[torch.Tensor]:
-        decoder, _ = self._decoder()
+        decoder = self.decoder
         dev = self.device
         rows: list[torch.Tensor] = [torch.empty(0)] * len(batch)
         by_prompt: dict[tuple[int, ...], list[int]] = defaultdict(list)
