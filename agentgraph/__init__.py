@@ -20,7 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from agentgraph import backends
 from agentgraph.answers import answer_key, extract, is_correct
-from agentgraph.builders import chain, from_spec, full, layered, pruned, random_graph, single, star, tree
+from agentgraph.builders import (
+    beam,
+    best_of,
+    chain,
+    from_spec,
+    full,
+    layered,
+    pruned,
+    random_graph,
+    self_consistency,
+    single,
+    star,
+    tree,
+)
 from agentgraph.datasets import Problem, load_dataset
 from agentgraph.decisions import DecisionRule
 from agentgraph.errors import BackendError, ConfigError
@@ -32,6 +45,7 @@ from agentgraph.retry import RetryPolicy
 from agentgraph.roles import Role, RoleBook
 from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.scheduler import solve, solve_many
+from agentgraph.shapes import Beam, Cascade, shape
 from agentgraph.team import Team
 from agentgraph.topology import Topology
 from agentgraph.transcript import SessionResult, TranscriptWriter, load
@@ -66,6 +80,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BackendError",
+    "Beam",
+    "Cascade",
     "ChatMessage",
     "ConfigError",
     "Decision",
@@ -92,6 +108,8 @@ __all__ = [
     "Usage",
     "answer_key",
     "backends",
+    "beam",
+    "best_of",
     "chain",
     "compare",
     "evaluate",
@@ -104,6 +122,8 @@ __all__ = [
     "load_dataset",
     "pruned",
     "random_graph",
+    "self_consistency",
+    "shape",
     "single",
     "solve",
     "solve_many",

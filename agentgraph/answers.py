@@ -130,4 +130,33 @@ def _is_correct(pred: str | None, gold: str) -> bool:
         return False
 
 
-__all__ = ["answer_key", "extract", "is_correct"]
+_BOXED_ANY = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def parse_score(text: str | None, low: float = 0.0, high: float = 10.0) -> float | None:
+    r"""A grader's score, parsed strictly: the content of the *last* ``\boxed{}`` must be a plain
+    number (``7``, ``7.5``, ``7/10`` out of ``high``) within ``[low, high]``; anything else — no box,
+    a word, an expression, a number out of range — is ``None`` (unparseable, never guessed).
+
+    Examples
+    --------
+    >>> parse_score("looks right \\boxed{8}"), parse_score("\\boxed{8/10}"), parse_score("\\boxed{11}")
+    (8.0, 8.0, None)
+    >>> parse_score("score 9"), parse_score("\\boxed{high}")
+    (None, None)
+    """
+    if not text:
+        return None
+    boxes = _BOXED_ANY.findall(text[-MAX_CHARS:])
+    if not boxes:
+        return None
+    s = boxes[-1].strip().strip("$").strip()
+    if s.endswith(f"/{high:g}"):
+        s = s[: -len(f"/{high:g}")].strip()
+    if _PLAIN.match(s) is None:
+        return None
+    v = float(s.rstrip("."))
+    return v if low <= v <= high else None
+
+
+__all__ = ["answer_key", "extract", "is_correct", "parse_score"]

@@ -341,11 +341,125 @@ def pruned(
     return pruned_graph
 
 
+def self_consistency(n: int, role: str = "solver") -> Topology:
+    """Self-consistency (``sc:N``): ``n`` independent samples of one role, no edges, one round, majority.
+
+    The shape fixes its protocol (``graph["rounds"] = 1``, ``graph["decision"] = "majority"``): a
+    :class:`~agentgraph.Team` built on it runs one round and votes unless told otherwise.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples (≥ 1).
+    role : str
+        The role card every sample uses.
+
+    Returns
+    -------
+    Topology
+
+    Examples
+    --------
+    >>> g = self_consistency(5)
+    >>> g.graph["name"], len(g.edges()), g.graph["rounds"], g.graph["decision"]
+    ('sc:5', 0, 1, 'majority')
+    """
+    _check_n(n)
+    g = Topology(name=f"sc:{n}", rounds=1, decision="majority")
+    for i in range(n):
+        g.add_agent(f"a{i}", role)
+    return g
+
+
+def best_of(n: int, role: str = "solver", grader: str = "grader") -> Topology:
+    """Best-of-N with a verifier (``bon:N``): ``n`` candidates ``a{i}``, each read by its own grader
+    ``g{i}`` (spatial ``a{i} → g{i}``) that gives a score; the best-scored answer decides
+    (``decision="best_score"``: ties go to a vote among the tied, unparseable scores rank last).
+
+    Parameters
+    ----------
+    n : int
+        Number of candidates (≥ 1).
+    role : str
+        The candidates' role card.
+    grader : str
+        The graders' role card (``answer_format: score``).
+
+    Returns
+    -------
+    Topology
+
+    Examples
+    --------
+    >>> g = best_of(2)
+    >>> g.generations(), g.graph["decision"]
+    ([['a0', 'a1'], ['g0', 'g1']], 'best_score')
+    """
+    _check_n(n)
+    g = Topology(name=f"bon:{n}", rounds=1, decision="best_score")
+    for i in range(n):
+        g.add_agent(f"a{i}", role)
+    for i in range(n):
+        g.add_agent(f"g{i}", grader).add_spatial(f"a{i}", f"g{i}")
+    return g
+
+
+def beam(
+    k: int,
+    depth: int,
+    branch: int = 2,
+    proposer: str = "stepper",
+    grader: str = "grader",
+    finisher: str = "finisher",
+) -> Topology:
+    """Beam search over agents (``beam:KxD[xB]``): the slots of the search, as a graph.
+
+    At each depth every one of the ``k`` kept partial solutions gets ``branch`` proposals (slot
+    ``p{j}`` extends kept solution ``j // branch``), grader ``g{j}`` scores proposal ``j``, and the
+    ``k`` best continue. The last depth's proposers (and any proposal that already gives an answer)
+    finish the solution. Which partial a slot extends is decided while the search runs, so the
+    graph carries the candidate temporal edges (every ``p`` to every ``p``); the search itself is
+    :class:`agentgraph.shapes.Beam` (``agentgraph.shape("beam:2x3")`` builds both).
+
+    Parameters
+    ----------
+    k, depth, branch : int
+        Beam width, search depth (rounds) and proposals per kept solution.
+    proposer, grader, finisher : str
+        Role cards of the steps, the scores and the last step.
+
+    Returns
+    -------
+    Topology
+
+    Examples
+    --------
+    >>> g = beam(2, 3)
+    >>> g.graph["name"], len(g), g.graph["rounds"], g.graph["strategy"]
+    ('beam:2x3x2', 8, 3, 'beam')
+    """
+    for value, field in ((k, "k"), (depth, "depth"), (branch, "branch")):
+        _check_n(value, field)
+    g = Topology(name=f"beam:{k}x{depth}x{branch}", rounds=depth, decision="best_score", strategy="beam")
+    g.graph.update(beam_k=k, beam_branch=branch, proposer=proposer, finisher=finisher)
+    slots = k * branch
+    for j in range(slots):
+        g.add_agent(f"p{j}", proposer)
+    for j in range(slots):
+        g.add_agent(f"g{j}", grader).add_spatial(f"p{j}", f"g{j}")
+    for i in range(slots):
+        for j in range(slots):
+            g.add_temporal(f"p{i}", f"p{j}")
+    return g
+
+
 def from_spec(spec: str, role: str = "solver") -> Topology:
     """Parse the short forms the CLI uses.
 
     ``single``, ``chain:3``, ``star:3``, ``tree:2x2``, ``full:3``, ``layered:2-2-1``,
-    ``random:5:0.3[:seed]`` or a path to a saved topology JSON.
+    ``random:5:0.3[:seed]``, the test-time-scaling shapes ``sc:5``, ``bon:4``, ``beam:2x3[x2]``,
+    or a path to a saved topology JSON. (``cascade:…`` is not one graph but several teams:
+    :func:`agentgraph.shape` parses it.)
 
     Examples
     --------
@@ -360,7 +474,10 @@ def from_spec(spec: str, role: str = "solver") -> Topology:
     if text.endswith(".json") or Path(text).is_file():
         return Topology.load(text)
     kind, _, arg = text.partition(":")
-    fix = "use single, chain:N, star:N, tree:BxD, full:N, layered:W-W-W, random:N:P[:SEED] or a .json file"
+    fix = (
+        "use single, chain:N, star:N, tree:BxD, full:N, layered:W-W-W, random:N:P[:SEED], sc:N, "
+        "bon:N, beam:KxD[xB] or a .json file"
+    )
     try:
         if kind == "single" and not arg:
             return single(role)
@@ -375,6 +492,15 @@ def from_spec(spec: str, role: str = "solver") -> Topology:
             return tree(int(b), int(d), role)
         if kind == "layered":
             return layered([int(w) for w in arg.split("-")], role)
+        if kind == "sc":
+            return self_consistency(int(arg), role)
+        if kind == "bon":
+            return best_of(int(arg), role)
+        if kind == "beam":
+            sizes = [int(x) for x in arg.split("x")]
+            if len(sizes) not in (2, 3):
+                raise ValueError(arg)
+            return beam(sizes[0], sizes[1], sizes[2] if len(sizes) == 3 else 2)
         if kind == "random":
             parts = arg.split(":")
             return random_graph(int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) > 2 else 0, role)
@@ -385,4 +511,17 @@ def from_spec(spec: str, role: str = "solver") -> Topology:
     raise ConfigError("topology", f"unknown topology {spec!r}", fix)
 
 
-__all__ = ["chain", "from_spec", "full", "layered", "pruned", "random_graph", "single", "star", "tree"]
+__all__ = [
+    "beam",
+    "best_of",
+    "chain",
+    "from_spec",
+    "full",
+    "layered",
+    "pruned",
+    "random_graph",
+    "self_consistency",
+    "single",
+    "star",
+    "tree",
+]

@@ -7,6 +7,9 @@
 - ``chain_tail`` — the answer of the last agent in spatial order (the end of a chain).
 - ``tree_root`` — the answer of the node marked ``root=True`` (``tree``/``star`` builders), else the
   single spatial sink.
+- ``best_score`` — best-of-N: the answer of the candidate its graders (role cards with
+  ``answer_format: score``) scored highest; ties vote among the tied; unparseable scores rank last;
+  no parseable score at all → the candidates vote (the decision's note says which happened).
 
 A rule is an object with behaviour: ``check`` (at team build time) and ``decide`` (after the last
 round). A user-written rule only has to provide the same three members (:class:`DecisionRule`).
@@ -23,10 +26,17 @@ from agentgraph.messages import Decision, Turn
 from agentgraph.prompts import Speak, view
 from agentgraph.roles import Role
 from agentgraph.topology import Topology
-from agentgraph.voting import vote
+from agentgraph.voting import best_scored, scores_of, vote
 
-DecisionName = Literal["majority", "weighted", "judge", "chain_tail", "tree_root"]
-DECISIONS: tuple[DecisionName, ...] = ("majority", "weighted", "judge", "chain_tail", "tree_root")
+DecisionName = Literal["majority", "weighted", "judge", "chain_tail", "tree_root", "best_score"]
+DECISIONS: tuple[DecisionName, ...] = (
+    "majority",
+    "weighted",
+    "judge",
+    "chain_tail",
+    "tree_root",
+    "best_score",
+)
 
 
 @runtime_checkable
@@ -131,6 +141,24 @@ class TreeRoot:
         return _answer_of(self.name, root, last)
 
 
+@dataclass(frozen=True)
+class BestScore:
+    name: str = "best_score"
+
+    def check(self, topology: Topology, roles: Mapping[str, Role]) -> None:
+        graders = [a for a in topology.agents if roles[topology.role_of(a)].answer_format == "score"]
+        if not graders:
+            raise ConfigError(
+                "decision", "best_score needs grader agents (a role with answer_format: score)", "use bon:N"
+            )
+
+    async def decide(
+        self, topology: Topology, last: list[Turn], session: str, roles: Mapping[str, Role], speak: Speak
+    ) -> Decision:
+        candidates = [t for t in last if t.kind == "agent"]
+        return best_scored(candidates, scores_of(last), session, self.name)
+
+
 def _answer_of(method: str, who: str, last: list[Turn]) -> Decision:
     t = next((t for t in last if t.agent == who), None)
     return Decision(
@@ -141,7 +169,8 @@ def _answer_of(method: str, who: str, last: list[Turn]) -> Decision:
     )
 
 
-_RULES: dict[str, type[Majority | Weighted | ChainTail | TreeRoot]] = {
+_RULES: dict[str, type[Majority | Weighted | ChainTail | TreeRoot | BestScore]] = {
+    "best_score": BestScore,
     "majority": Majority,
     "weighted": Weighted,
     "chain_tail": ChainTail,
@@ -150,7 +179,8 @@ _RULES: dict[str, type[Majority | Weighted | ChainTail | TreeRoot]] = {
 
 
 def parse_decision(spec: str | DecisionRule) -> DecisionRule:
-    """``majority``, ``weighted``, ``judge[:ROLE]``, ``chain_tail``, ``tree_root``, or a rule object.
+    """``majority``, ``weighted``, ``judge[:ROLE]``, ``chain_tail``, ``tree_root``, ``best_score``, or
+    a rule object.
 
     Examples
     --------

@@ -11,24 +11,34 @@ trainers use for their held-out curves):
 - with ``report=True``: ``report.md``/``report.html`` and their plots (:mod:`agentgraph.reports`).
 
 ``compare`` evaluates several teams on the same problems, one after another (so each team's wall
-time is its own), each into ``out/<name>``, and writes ``compare.md`` with its plot. ``run_dir``
-names a fresh run folder (``runs/<command>-<time>``).
+time is its own), each into ``out/<name>``, and writes ``report.md`` with the accuracy-vs-tokens
+(Pareto) plot. With ``budget="matched"`` (what the CLI does by default) it then answers, for every
+team, "is it better than voting at the same cost?": it runs a pool of independent samples
+(``out/matched-sc``: one sample per problem first, to measure a sample's tokens, then as many as
+the most expensive team needs, at most ``max_samples``) and sets each team beside ``sc:N`` at the
+team's measured mean tokens per problem (:mod:`agentgraph.budget`), paired over the same problems.
+``run_dir`` names a fresh run folder (``runs/<command>-<time>``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from agentgraph import scheduler
 from agentgraph.backends.base import Backend
+from agentgraph.budget import MatchedRow, SamplePool, TokenMeasure, matched_row, session_tokens
 from agentgraph.datasets import Problem
 from agentgraph.errors import ConfigError
 from agentgraph.metrics import Metrics, compute_metrics
 from agentgraph.reports import write_compare_report, write_run_report
+from agentgraph.shapes import self_consistency_like
 from agentgraph.team import Team
 from agentgraph.transcript import SessionResult, TranscriptWriter, load
 
@@ -126,6 +136,19 @@ async def evaluate(
     return metrics, results
 
 
+@dataclass
+class Comparison:
+    """What :func:`compare` measured: every team's metrics, the report, and (matched budget) each
+    team beside self-consistency at its tokens plus the sample pool's curves
+    (``k → (tokens per problem, maj@k, pass@k, accuracy of the first k)``)."""
+
+    metrics: list[tuple[str, Metrics]]
+    report: Path
+    matched: list[MatchedRow] = field(default_factory=list)
+    curves: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    pool_wall_s: float = 0.0
+
+
 async def compare(
     teams: Sequence[tuple[str, Team]],
     problems: Sequence[Problem],
@@ -135,18 +158,76 @@ async def compare(
     title: str = "comparison",
     resume: bool = False,
     progress: bool = True,
-) -> tuple[list[tuple[str, Metrics]], Path]:
+    budget: Literal["none", "matched"] = "none",
+    baseline: Callable[[int], Team] | None = None,
+    match_on: TokenMeasure = "total",
+    max_samples: int = 64,
+) -> Comparison:
     """Evaluate each named team on ``problems`` into ``out/<name>`` (one after another, so each
-    team's wall time is its own), with its report; then ``out/compare.md``. Returns the metrics by
-    name and the comparison report's path."""
+    team's wall time is its own), with its report; then ``out/report.md``.
+
+    Parameters
+    ----------
+    budget : ``"none"`` or ``"matched"``
+        ``matched``: also run self-consistency at every team's measured token budget (see the
+        module docstring) and report the paired differences.
+    baseline : callable, optional
+        ``n → Team`` of ``n`` independent samples; default ``sc:n`` with the first team's settings
+        (:func:`agentgraph.shapes.self_consistency_like`).
+    match_on : ``"total"`` or ``"completion"``
+        Which tokens are matched: prompt + completion (default) or generated only.
+    max_samples : int
+        The most samples per problem the pool may take.
+    """
+    if budget not in ("none", "matched"):
+        raise ConfigError("budget", f"{budget!r} is not none or matched", "use none or matched")
+    if match_on not in ("total", "completion"):
+        raise ConfigError("match_on", f"{match_on!r} is not total or completion", "use total or completion")
+    if max_samples < 1:
+        raise ConfigError("max_samples", f"{max_samples} is not ≥ 1", "use max_samples ≥ 1")
     out = Path(out)
     named: list[tuple[str, Metrics]] = []
+    runs: list[tuple[str, list[SessionResult]]] = []
     for name, team in teams:
         if progress:
             print(f"== {name}: {team.describe()}", file=sys.stderr)
         folder = out / name.replace(":", "_").replace("/", "_")
-        metrics, _ = await evaluate(
+        metrics, results = await evaluate(
             team, problems, backend, folder, resume=resume, progress=progress, name=name, report=True
         )
         named.append((name, metrics))
-    return named, write_compare_report(out, title, named)
+        runs.append((name, results))
+    if budget == "none" or not teams:
+        return Comparison(named, write_compare_report(out, title, named))
+    make = baseline or (lambda n: self_consistency_like(teams[0][1], n))
+    start = time.perf_counter()
+    pool_runs = []
+    folder = out / "matched-sc"
+    if progress:
+        print("== self-consistency pool at matched budgets: 1 sample per problem first", file=sys.stderr)
+    _, first = await evaluate(
+        make(1), problems, backend, folder / "pool-0", resume=resume, progress=progress, name="sc pool 0"
+    )
+    pool_runs.append(first)
+    per_sample = max(1.0, sum(session_tokens(r, match_on) for r in first) / len(first))
+    target = max(sum(session_tokens(r, match_on) for r in rs) / len(rs) for _, rs in runs)
+    need = min(max_samples, math.ceil(1.1 * target / per_sample) + 1)
+    if need > 1:
+        if progress:
+            print(f"== self-consistency pool: {need - 1} more samples per problem", file=sys.stderr)
+        _, more = await evaluate(
+            make(need - 1),
+            problems,
+            backend,
+            folder / "pool-1",
+            resume=resume,
+            progress=progress,
+            name="sc pool 1",
+        )
+        pool_runs.append(more)
+    pool = SamplePool.from_results(pool_runs, match_on)
+    matched = [matched_row(name, results, pool, match_on) for name, results in runs]
+    curves = pool.curves()
+    wall = time.perf_counter() - start
+    report = write_compare_report(out, title, named, matched=matched, curves=curves, match_on=match_on)
+    return Comparison(named, report, matched, curves, wall)

@@ -46,7 +46,9 @@ class Usage(BaseModel):
         )
 
 
-TurnKind = Literal["agent", "summary", "judge"]
+TurnKind = Literal["agent", "score", "summary", "judge"]
+"""``agent``: a team member's answer; ``score``: a grader's number for another turn (best-of-N, beam
+search); ``summary`` and ``judge``: the extra requests of those policies."""
 
 
 class Turn(BaseModel):
@@ -76,6 +78,9 @@ class Turn(BaseModel):
     forced_tokens: int = Field(0, ge=0, description="tokens of a forced conclusion (budget forcing)")
     dropped_peers: list[str] = Field(
         default_factory=list, description="turns left out so the prompt fits the context"
+    )
+    score: float | None = Field(
+        None, description="a grader's score of the turns it read (strictly parsed; None: unparseable)"
     )
     logprobs: list[float] | None = None
     finish_reason: str | None = None
@@ -119,3 +124,8 @@ class Decision(BaseModel):
     votes: dict[str, float] = Field(default_factory=dict)
     decider: str | None = None
     note: str = ""
+    score: float | None = Field(None, description="the grader score of the chosen answer (best-of-N, beam)")
+    stage: int | None = Field(None, description="the cascade stage that decided (0 = the cheapest)")
+    stage_answers: list[str | None] = Field(
+        default_factory=list, description="the answer each cascade stage reached, in order"
+    )

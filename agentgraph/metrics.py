@@ -6,6 +6,13 @@ agent and round: the completion tokens split at the end of the think block), ses
 p50/p95, tokens per solved problem, and sessions that failed (context overflow under
 ``fail-session``: counted wrong, never dropped from ``n``).
 
+Over repeated samples: unbiased ``pass_at[k]`` and ``maj_at[k]`` over each session's last-round
+answers (for ``sc:N`` these are N independent samples; for a debate, its agents' final answers).
+Where the budget went (:mod:`agentgraph.budget`): ``effects`` counts the problems on which the
+compute beyond one sample ``helped``, ``hurt``, left the answer the ``same`` or ``changed`` it
+(still wrong); ``stages`` counts the problems each cascade stage decided; ``tokens_p50``/``p95``
+spread the tokens per problem.
+
 Examples
 --------
 >>> wilson(8, 10)
@@ -14,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -22,7 +28,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agentgraph.answers import answer_key, is_correct
+from agentgraph.budget import EFFECTS, effect, sample_curves
 from agentgraph.errors import ConfigError
+from agentgraph.stats import wilson
 from agentgraph.transcript import SessionResult
 from agentgraph.voting import vote
 
@@ -58,17 +66,12 @@ class Metrics(BaseModel):
     latency_p95_s: float
     errors: int
     wall_s: float = 0.0
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The 95% Wilson score interval of ``k`` successes in ``n`` trials."""
-    if n == 0:
-        return 0.0, 0.0
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+    pass_at: dict[int, float] = {}
+    maj_at: dict[int, float] = {}
+    effects: dict[str, int] = {}
+    stages: dict[int, int] = {}
+    tokens_p50: float = 0.0
+    tokens_p95: float = 0.0
 
 
 def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: float = 0.0) -> Metrics:
@@ -110,6 +113,15 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
             by_edge[e] += tok / n
     lat = np.array([r.wall_s for r in results])
     total_tokens = sum(r.usage.total_tokens for r in results)
+    per_problem = np.array([r.usage.total_tokens for r in results])
+    passes, majs = sample_curves(results)
+    effects = dict.fromkeys(EFFECTS, 0)
+    stages: dict[int, int] = defaultdict(int)
+    for r in results:
+        if r.gold is not None:
+            effects[effect(r)] += 1
+        if r.decision.stage is not None:
+            stages[r.decision.stage] += 1
     return Metrics(
         team=team_name,
         n=n,
@@ -139,4 +151,10 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
         latency_p95_s=float(np.percentile(lat, 95)),
         errors=sum(r.errors for r in results),
         wall_s=wall_s,
+        pass_at=passes,
+        maj_at=majs,
+        effects=effects,
+        stages=dict(sorted(stages.items())),
+        tokens_p50=float(np.percentile(per_problem, 50)),
+        tokens_p95=float(np.percentile(per_problem, 95)),
     )

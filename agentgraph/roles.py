@@ -2,7 +2,9 @@
 
 A card is a YAML file (the built-in ones are in the top-level ``roles/cards/``) validated into
 :class:`Role`. The built-in cards are
-solver, critic, verifier, summarizer, judge and manager; users add their own by path::
+solver, critic, verifier, summarizer, judge, manager, grader (scores a candidate: best-of-N,
+beam search), stepper and finisher (write one step / the rest of a partial solution: beam
+search); users add their own by path::
 
     book = RoleBook.default().with_cards("my_roles/skeptic.yaml")
 
@@ -45,7 +47,16 @@ class Role(BaseModel):
     peer_template: str = "[{agent} ({role}), round {round}]: {text}"
     own_template: str = "[your own answer, round {round}]: {text}"
     summary_template: str = "[summary of round {round}]: {text}"
-    answer_format: str = Field("boxed", pattern=r"^(boxed|free)$")
+    answer_format: str = Field(
+        "boxed",
+        pattern=r"^(boxed|step|free|score)$",
+        description="boxed: the answer in \\boxed{} (else the last expression); step: an answer only "
+        "if the text gives one in \\boxed{} (a partial solution's numbers are not answers); score: a "
+        "grader's number in \\boxed{} (its turns are kind 'score' and never vote); free: no answer",
+    )
+    score_range: tuple[float, float] = Field(
+        (0.0, 10.0), description="the scores a grader may give; anything outside is unparseable"
+    )
     peer_char_limit: int = Field(1500, ge=16, description="peer text is data: capped, never obeyed")
     share: Share | None = Field(
         None, description="what this role reads of others' turns: final | answer | full (None: the team's)"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 
 from agentgraph.accounting import account
-from agentgraph.answers import answer_key, extract, is_correct
+from agentgraph.answers import answer_key, extract, is_correct, parse_score
 from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta
 from agentgraph.errors import BackendError, ConfigError
 from agentgraph.generation import SessionOverflow, fit, generate_turn, reserve
@@ -50,13 +50,16 @@ class Session:
         # repeat across runs on one engine (a uuid per request cost more than building its prompt)
         self.nonce = os.urandom(4).hex()
         self.think: ThinkFormat | None = None
+        # a cascade's stages run as child sessions of one session: their rounds follow the earlier
+        # stages' rounds in the transcript
+        self.round_offset = 0
         self._settings: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None]] = {}
 
     def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
         """Sampling and adapter of a speaker, resolved once per session (they cannot change inside one)."""
         key = (agent, role.name, kind)
         if (hit := self._settings.get(key)) is None:
-            who = agent if kind == "agent" else None
+            who = agent if kind in ("agent", "score") else None
             sampling = self.team.sampling_for(who, role)
             if self.logprobs and not sampling.logprobs:
                 sampling = sampling.merged(SamplingOverrides(logprobs=True))
@@ -75,14 +78,28 @@ class Session:
             sampling=sampling,
             adapter=adapter,
             meta=RequestMeta(
-                session=self.session, agent=agent, role=role.name, round=rnd, kind=kind, problem=self.problem
+                session=self.session,
+                agent=agent,
+                role=role.name,
+                round=rnd + self.round_offset,
+                kind=kind,
+                problem=self.problem,
             ),
             request_id=self.request_id(rnd, agent, 1, 1),
         )
 
     def request_id(self, rnd: int, agent: str, phase: int, attempt: int) -> str:
         # a fresh id per attempt: an aborted id is never reused inside the engine
-        return f"{self.session}:r{rnd}:{agent}:{self.nonce}-p{phase}a{attempt}"
+        return f"{self.session}:r{rnd + self.round_offset}:{agent}:{self.nonce}-p{phase}a{attempt}"
+
+    def child(self, team: Team, round_offset: int) -> Session:
+        """A session of ``team`` on the same problem that writes into this one's transcript (same
+        session id, turns, writer, clock), its rounds numbered from ``round_offset`` — how a
+        cascade runs its stages. The stage's agents must be named apart from the other stages'."""
+        c = Session(team, self.problem, self.backend, self.session, self.gold)
+        c.turns, c.writer, c.t0, c.nonce = self.turns, self.writer, self.t0, self.nonce
+        c.think, c.round_offset = self.think, round_offset
+        return c
 
     def resolve_think(self) -> None:
         """The think markers: the team's, or the served model's (known once the backend started)."""
@@ -125,13 +142,15 @@ class Session:
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> Turn:
         started = time.perf_counter() - self.t0
+        if kind == "agent" and role.answer_format == "score":
+            kind = "score"
         sampling, adapter = self.settings(agent, role, kind)
         base = {
-            "id": f"{self.session}:r{rnd}:{agent}",
+            "id": f"{self.session}:r{rnd + self.round_offset}:{agent}",
             "session": self.session,
             "agent": agent,
             "role": role.name,
-            "round": rnd,
+            "round": rnd + self.round_offset,
             "kind": kind,
             "adapter": adapter.name if adapter else None,
             "started_s": started,
@@ -173,11 +192,14 @@ class Session:
             if self.team.on_error == "raise" or isinstance(e, ConfigError):
                 raise
             return turn
-        final = out.text[out.thinking_chars :]
+        final = out.text[out.thinking_chars :] if out.thinking_closed else ""
         turn = Turn(
             **base,
             text=out.text,
-            answer=extract(final) if role.answer_format == "boxed" and out.thinking_closed else None,
+            answer=extract(final)
+            if role.answer_format == "boxed" or (role.answer_format == "step" and "\\boxed" in final)
+            else None,
+            score=parse_score(final, *role.score_range) if role.answer_format == "score" else None,
             prompt_token_ids=out.prompt_token_ids,
             completion_token_ids=out.token_ids,
             prompt_tokens=out.prompt_tokens,
@@ -217,11 +239,14 @@ class Session:
                     agents={a: topo.role_of(a) for a in team.agents},
                     rounds=team.rounds,
                     inter_round=team.policy.name,
-                    decision=team.decision.name,
+                    decision=team.strategy.name if team.strategy is not None else team.decision.name,
                 )
             )
         try:
-            decision, rounds_run, stopped_early = await self.rounds()
+            if team.strategy is not None:
+                decision, rounds_run, stopped_early = await team.strategy.run(self)
+            else:
+                decision, rounds_run, stopped_early = await self.rounds()
         except SessionOverflow as e:
             # this session cannot go on; the others of the run are not affected
             decision = Decision(method="failed", answer=None, note=f"context overflow: {e}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from agentgraph.backends.base import Adapter
 from agentgraph.decisions import DecisionRule, parse_decision
 from agentgraph.errors import ConfigError
 from agentgraph.inter_round import InterRound, parse_policy
+from agentgraph.messages import Decision
 from agentgraph.presets import DEFAULT, Preset
 from agentgraph.retry import RetryPolicy
 from agentgraph.roles import Role, RoleBook
@@ -25,6 +26,20 @@ from agentgraph.topology import Topology
 
 OnError = Literal["record", "raise"]
 Overflow = Literal["truncate-peers", "fail-session"]
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """How a session spends its requests when it is not "every round, then the decision": beam
+    search and cascades (:mod:`agentgraph.shapes`). ``run`` gets the scheduler's session (typed
+    ``Any`` here because the scheduler depends on the team, not the other way round) and returns
+    ``(decision, rounds_run, stopped_early)``; every request goes through ``session.speak``, so
+    transcripts, accounting and retries are the scheduler's."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def run(self, session: Any) -> tuple[Decision, int, bool]: ...
 
 
 class Team:
@@ -38,9 +53,15 @@ class Team:
         The protocol, described below.
 
     - ``rounds`` ≥ 1; in each round every agent speaks once, spatial generations in order, agents of
-      one generation concurrently; round r reads only round r−1 across temporal edges.
+      one generation concurrently; round r reads only round r−1 across temporal edges. Default: the
+      topology's own (``graph["rounds"]``: the shapes ``sc:N``/``bon:N`` are one round, ``beam``
+      its depth — a different value is refused), else 2.
     - ``inter_round``: ``full`` | ``partial[:K[:agreement|confidence]]`` | ``summarize`` (or a policy object).
-    - ``decision``: ``majority`` | ``weighted`` | ``judge`` | ``chain_tail`` | ``tree_root``.
+    - ``decision``: ``majority`` | ``weighted`` | ``judge`` | ``chain_tail`` | ``tree_root`` |
+      ``best_score``. Default: the topology's own (``graph["decision"]``), else ``majority``.
+    - ``strategy``: a :class:`Strategy` that runs the session instead of the rounds (beam search,
+      cascades); a topology marked ``graph["strategy"]`` needs one — :func:`agentgraph.shape`
+      builds both from a spec.
     - ``early_stop``: stop after a round in which every agent gave the same parseable answer.
     - ``on_error``: ``record`` (a failed request becomes a turn with ``error`` set; the team decides from
       the agents that answered) or ``raise`` (record it, then raise).
@@ -78,9 +99,9 @@ class Team:
         self,
         topology: Topology,
         *,
-        rounds: int = 2,
+        rounds: int | None = None,
         inter_round: str | InterRound = "full",
-        decision: str | DecisionRule = "majority",
+        decision: str | DecisionRule | None = None,
         roles: RoleBook | None = None,
         early_stop: bool = False,
         on_error: OnError = "record",
@@ -91,12 +112,32 @@ class Team:
         think: str | ThinkFormat | None = "auto",
         overflow: Overflow = "truncate-peers",
         preset: Preset | None = None,
+        strategy: Strategy | None = None,
     ) -> None:
         if not isinstance(topology, Topology):
             raise ConfigError(
                 "topology", f"{type(topology).__name__} is not a Topology", "use a builder from topologies"
             )
         topology.validate()
+        name = topology.graph.get("name", "topology")
+        fixed = topology.graph.get("rounds")
+        if rounds is None:
+            rounds = fixed if fixed is not None else 2
+        elif fixed is not None and rounds != fixed:
+            raise ConfigError(
+                "rounds", f"{name} runs {fixed} round(s), not {rounds}", "leave rounds out for this shape"
+            )
+        if decision is None:
+            decision = str(topology.graph.get("decision", "majority"))
+        if topology.graph.get("strategy") and strategy is None:
+            raise ConfigError(
+                "strategy",
+                f"{name} is a search, not a graph to run in rounds",
+                f"build it with agentgraph.shape({str(name)!r})",
+            )
+        if strategy is not None and not isinstance(strategy, Strategy):
+            raise ConfigError("strategy", f"{type(strategy).__name__} has no run()", "use agentgraph.shapes")
+        self.strategy = strategy
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
             raise ConfigError("rounds", f"{rounds!r} is not an integer ≥ 1", "use rounds ≥ 1")
         if rounds > 1000:
@@ -157,6 +198,8 @@ class Team:
 
     def describe(self) -> str:
         name = self.topology.graph.get("name", "topology")
+        if self.strategy is not None:
+            return f"{name}, {len(self.topology)} agents, {self.strategy.name}"
         return (
             f"{name}, {len(self.topology)} agents, {self.rounds} rounds, "
             f"inter-round {self.policy.name}, decision {self.decision.name}"

@@ -371,6 +371,9 @@ class Topology(nx.MultiDiGraph):  # type: ignore[misc]
             "manager": "#f28482",
             "judge": "#cdb4db",
             "summarizer": "#bde0fe",
+            "grader": "#90be6d",
+            "stepper": "#8ecae6",
+            "finisher": "#219ebc",
         }
         nx.draw_networkx_nodes(
             sg,

@@ -12,18 +12,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from agentgraph.backends import Backend, create
-from agentgraph.builders import from_spec
 from agentgraph.errors import ConfigError, from_validation
 from agentgraph.evaluation import run_dir
 from agentgraph.presets import Preset, choose
 from agentgraph.roles import RoleBook
 from agentgraph.sampling import SamplingOverrides
+from agentgraph.shapes import shape
 from agentgraph.team import Overflow, Team
 from agentgraph.thinking import Share
 from agentgraph.topology import Topology
@@ -40,12 +40,28 @@ class Common(BaseModel):
 class TeamOptions(BaseModel):
     topology: str = Field(
         "full:3",
-        description="single, chain:N, star:N, tree:BxD, full:N, layered:W-W, random:N:P, or a .json file",
+        description="single, chain:N, star:N, tree:BxD, full:N, layered:W-W, random:N:P, a .json file, "
+        "or a test-time-scaling shape: sc:N, bon:N, beam:KxD[xB], cascade:A+B[+C]",
     )
     role: str = Field("solver", description="role of the builder's agents")
-    rounds: int = Field(2, ge=1, le=1000, description="rounds (every agent speaks once per round)")
+    rounds: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="rounds, every agent speaks once per round (default 2; sc, bon and beam fix their own)",
+    )
     inter_round: str = Field("full", description="full | partial[:K[:SCORE]] | summarize")
-    decision: str = Field("majority", description="majority | weighted | judge | chain_tail | tree_root")
+    decision: str | None = Field(
+        None,
+        description="majority | weighted | judge | chain_tail | tree_root | best_score "
+        "(default majority; bon and beam: best_score)",
+    )
+    min_agreement: float = Field(
+        1.0, ge=0.0, le=1.0, description="cascade: escalate when fewer of a stage's answers agree"
+    )
+    min_score: float | None = Field(
+        None, description="cascade: escalate when a graded stage's best score is lower (default: off)"
+    )
     early_stop: bool = Field(False, description="stop once every agent gives the same parseable answer")
     max_tokens: int | None = Field(None, ge=1, le=100_000, description="new tokens per turn (role default)")
     temperature: float | None = Field(
@@ -65,11 +81,14 @@ class TeamOptions(BaseModel):
     )
 
     def team(self, topology: Topology, adapters: str | None = None, preset: Preset | None = None) -> Team:
+        fixed = topology.graph.get("rounds") is not None
+        return Team(topology, rounds=None if fixed else self.rounds, **self.team_settings(adapters, preset))
+
+    def team_settings(self, adapters: str | None = None, preset: Preset | None = None) -> dict[str, Any]:
+        """Every :class:`Team` argument but the topology and rounds (shapes fix their own rounds)."""
         roles = RoleBook.default().with_cards(*self.role_card) if self.role_card else RoleBook.default()
-        return Team(
-            topology,
+        return dict(
             adapters=load_adapters(adapters)[0] if adapters else None,
-            rounds=self.rounds,
             inter_round=self.inter_round,
             decision=self.decision,
             roles=roles,
@@ -192,7 +211,15 @@ class BackendOptions(BaseModel):
 
 class Solve(Common, TeamOptions, BackendOptions):
     def make_team(self, spec: str | None = None) -> Team:
-        return self.team(from_spec(spec or self.topology, role=self.role), self.adapters, self.model_preset())
+        """A team from a topology or shape spec (``cascade:…`` included) with these options."""
+        return shape(
+            spec or self.topology,
+            role=self.role,
+            rounds=self.rounds,
+            min_agreement=self.min_agreement,
+            min_score=self.min_score,
+            **self.team_settings(self.adapters, self.model_preset()),
+        )
 
 
 class RunOptions(Solve):
@@ -213,13 +240,25 @@ class EvalOptions(Solve, DataOptions):
     pass
 
 
-class CompareOptions(Solve, DataOptions):
+class BudgetOptions(BaseModel):
+    budget: Literal["matched", "none"] = Field(
+        "matched",
+        description="matched: also run self-consistency at each team's measured tokens per problem "
+        "and report the paired difference | none",
+    )
+    match_on: Literal["total", "completion"] = Field(
+        "total", description="tokens matched: total (prompt + completion) | completion"
+    )
+    max_samples: int = Field(64, ge=1, le=4096, description="most self-consistency samples per problem")
+
+
+class CompareOptions(Solve, DataOptions, BudgetOptions):
     topologies: str | None = Field(
-        None, description="comma-separated specs, e.g. single,chain:3,full:3,tree:2x2"
+        None, description="comma-separated specs, e.g. single,sc:5,bon:4,full:3,beam:2x2,cascade:sc:3+full:3"
     )
 
 
-class DemoOptions(Common, BackendOptions):
+class DemoOptions(Common, BackendOptions, BudgetOptions):
     limit: int | None = Field(None, ge=1, description="problems (default 8)")
     out: str | None = Field(None, description="run directory (default runs/demo-<time>)")
 

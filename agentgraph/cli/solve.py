@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgraph import scheduler
+from agentgraph.budget import MatchedRow
 from agentgraph.builders import from_spec
 from agentgraph.cli.options import CompareOptions, DemoOptions, EvalOptions, RunOptions, ShowOptions
 from agentgraph.datasets import load_dataset
@@ -16,10 +17,11 @@ from agentgraph.errors import ConfigError
 from agentgraph.evaluation import compare, evaluate, run_dir
 from agentgraph.metrics import Metrics
 from agentgraph.presets import choose
-from agentgraph.reports import COMPARE_HEADER, compare_row
+from agentgraph.reports import COMPARE_HEADER, MATCHED_HEADER, compare_row, matched_cells
 from agentgraph.transcript import TranscriptWriter
 
 DEMO_TOPOLOGIES = ("single", "chain:3", "full:3", "tree:2x1")
+VERDICT_STYLE = {"better than voting": "green", "worse than voting": "red"}
 
 
 def console() -> Any:
@@ -101,13 +103,42 @@ async def cmd_eval(o: EvalOptions) -> dict[str, Any]:
     return {**m.model_dump(), "report": str(out / "report.md"), "out": str(out)}
 
 
+def print_matched(rows: Sequence[MatchedRow], match_on: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Is the team better than voting at the same cost? ({match_on} tokens matched)")
+    for h in MATCHED_HEADER:
+        table.add_column(h)
+    for r in rows:
+        cells = matched_cells(r)
+        style = VERDICT_STYLE.get(cells[-1])
+        table.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/{style}]" if style else cells[-1])
+    console().print(table)
+
+
 async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: str) -> dict[str, Any]:
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
     teams = [(s, o.make_team(s)) for s in specs]  # every topology is checked before the engine starts
+    baseline = o.make_team("sc:1")  # and the matched-budget baseline
     async with o.make_backend(out=out) as backend:
-        named, report = await compare(teams, problems, backend, out, title=title, resume=o.resume)
+        c = await compare(
+            teams,
+            problems,
+            backend,
+            out,
+            title=title,
+            resume=o.resume,
+            budget=o.budget,
+            baseline=lambda n: o.make_team(f"sc:{n}") if n > 1 else baseline,
+            match_on=o.match_on,
+            max_samples=o.max_samples,
+        )
+    named, report = c.metrics, c.report
     print_compare(title, named)
+    if c.matched:
+        print_matched(c.matched, o.match_on)
     print(f"report: {report}")
+    matched = {r.team: r for r in c.matched}
     rows = [
         {
             "topology": n,
@@ -121,10 +152,29 @@ async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: st
             "oracle": m.oracle,
             "maj_at_k": m.maj_at_k,
             "per_agent_accuracy": m.per_agent_accuracy,
+            "pass_at": m.pass_at,
+            "maj_at": m.maj_at,
+            "effects": m.effects,
+            "stages": m.stages,
+            "tokens_p50": m.tokens_p50,
+            "tokens_p95": m.tokens_p95,
+            "sc_matched": matched[n].model_dump(exclude={"team"}) if n in matched else None,
         }
         for n, m in named
     ]
-    return {"dataset": o.dataset, "rows": rows, "report": str(report)}
+    curve = {
+        k: {"tokens_per_problem": t, "maj_at_k": maj, "pass_at_k": pas, "first_k_voted": acc}
+        for k, (t, maj, pas, acc) in c.curves.items()
+    }
+    return {
+        "dataset": o.dataset,
+        "rows": rows,
+        "report": str(report),
+        "budget": o.budget,
+        "match_on": o.match_on,
+        "sc_curve": curve,
+        "sc_pool_wall_s": c.pool_wall_s,
+    }
 
 
 async def cmd_compare(o: CompareOptions) -> dict[str, Any]:
@@ -145,7 +195,8 @@ async def cmd_demo(o: DemoOptions) -> dict[str, Any]:
     out = Path(o.out) if o.out else run_dir("demo")
     print(
         f"demo: {', '.join(DEMO_TOPOLOGIES)} on {n} generated arithmetic problems, "
-        f"2 rounds, on {o.backend} ({o.model or 'embedded SmolLM2-135M-Instruct'})",
+        f"2 rounds, on {o.backend} ({o.model or 'embedded SmolLM2-135M-Instruct'}); "
+        + ("then self-consistency at each team's tokens" if o.budget == "matched" else "no matched budget"),
         file=sys.stderr,
     )
     return await _compare(settings, DEMO_TOPOLOGIES, out, f"demo: {dataset}")
