@@ -278,10 +278,12 @@ def plot_pareto(
     ax.plot(
         [points[i][0] for i in front],
         [points[i][1] for i in front],
-        "-",
+        "o-",
         color="#e76f51",
         alpha=0.5,
         lw=4,
+        markersize=14,
+        markerfacecolor="none",
         zorder=0,
         label="Pareto frontier",
     )

@@ -69,3 +69,23 @@ def test_train_memory_bench_measures_both_passes() -> None:
     # full logits of 2048 positions × 50k are 390 MB before softmax and gradient; ours keep one chunk
     # (measured 577 MB for ours, model activations included)
     assert last["full_logits_peak_mb"] > 1.5 * last["peak_mb"] > 0
+
+
+def test_tts_bench_sets_every_shape_beside_matched_self_consistency(tmp_path: Path) -> None:
+    out = bench("tts.py", "--backend", "scripted", "--limit", "30", "--out", str(tmp_path))
+    rows = {r["shape"]: r for r in out["rows"]}
+    assert set(rows) >= {"single greedy", "sc:5", "bon:4", "full:3", "beam:2x2", "cascade:sc:3+full:3"}
+    for r in rows.values():
+        assert r["n"] == 30 and r["sc_n"] >= 1
+        lo, hi = r["difference_ci95"]
+        assert lo <= r["difference"] <= hi
+        assert abs(r["difference"] - (r["accuracy"] - r["sc_accuracy"])) < 1e-9
+    # tokens grow with the shape: one sample < five samples < four samples and four grades of them
+    assert rows["single greedy"]["tokens_per_problem"] < rows["sc:5"]["tokens_per_problem"]
+    assert rows["sc:5"]["tokens_per_problem"] < rows["bon:4"]["tokens_per_problem"]
+    assert rows["sc:5"]["sc_n"] == 5  # the pool's first five samples cost what sc:5 cost
+    stages = rows["cascade:sc:3+full:3"]["stages"]
+    assert sum(stages.values()) == 30 and set(stages) <= {"0", "1"}
+    (target,) = [t for t in out["cascade_target"] if t["cascade"] == "cascade:sc:3+full:3"]
+    assert target["met"] == (target["accuracy"] >= target["best_ci95"][0] and target["token_share"] <= 0.6)
+    assert (tmp_path / "compare.png").stat().st_size > 0

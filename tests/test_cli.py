@@ -9,6 +9,7 @@ from agentgraph import load
 from agentgraph.cli import main
 
 SCRIPTED = ["--backend", "scripted", "--scripted", "tests.agents:calc"]
+SC2 = ["compare", "--dataset", "arith:n=2", "--topologies", "sc:2"]
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -95,6 +96,16 @@ def test_compare_side_by_side(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert rows["full:3"]["prompt_tokens_per_problem"] > rows["single"]["prompt_tokens_per_problem"]
     assert all(0 <= r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] <= 1 for r in rows.values())
     assert (tmp_path / "compare.png").exists() and (tmp_path / "full_3" / "report.md").exists()
+    # matched budget is the default: every row has its self-consistency twin at the same tokens
+    j = last_json(stdout)
+    assert j["budget"] == "matched" and set(j["sc_curve"]) >= {"1", "2"}
+    for r in rows.values():
+        sc = r["sc_matched"]
+        lo, hi = sc["difference_ci95"]
+        assert sc["sc_n"] >= 1 and lo <= sc["difference"] <= hi
+        assert sum(r["effects"].values()) == 8
+    assert rows["full:3"]["sc_matched"]["sc_n"] > rows["single"]["sc_matched"]["sc_n"]
+    assert "Is the team better than voting" in stdout
 
 
 def test_show_draws(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -188,6 +199,12 @@ BAD = [
     (["--dataset", "arith:n=3", "--preset", "gpt5"], "preset: unknown preset"),
     (["--dataset", "arith:n=3", "--overflow", "ignore"], "overflow"),
     (["--dataset", "arith:n=3", "--think", "<think>"], "think"),
+    # test-time-scaling shapes
+    (["--dataset", "arith:n=3", "--topology", "cascade:sc:3"], "cascade:A+B"),
+    (["--dataset", "arith:n=3", "--topology", "beam:2"], "topology: cannot parse 'beam:2'"),
+    (["--dataset", "arith:n=3", "--topology", "bon:0"], "n: 0 is not an integer"),
+    (["--dataset", "arith:n=3", "--decision", "best_score"], "best_score needs grader agents"),
+    (["--dataset", "arith:n=3", "--min-agreement", "2"], "min_agreement"),
 ]
 
 
@@ -286,6 +303,14 @@ def test_train_graph_and_resume(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         (["show", "ring:4"], "unknown topology"),
         (["show", "missing.json"], "does not exist"),
         (["compare", "--dataset", "arith:n=2", *SCRIPTED], "topologies: missing"),
+        (
+            ["compare", "--dataset", "arith:n=2", "--topologies", "sc:2", "--budget", "same", *SCRIPTED],
+            "budget",
+        ),
+        (
+            ["compare", "--dataset", "arith:n=2", "--topologies", "sc:2", "--max-samples", "0", *SCRIPTED],
+            "max_samples",
+        ),
     ],
 )
 def test_bad_input_other_commands(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 from agentgraph import scheduler
 from agentgraph.budget import MatchedRow
-from agentgraph.builders import from_spec
 from agentgraph.cli.options import CompareOptions, DemoOptions, EvalOptions, RunOptions, ShowOptions
 from agentgraph.datasets import load_dataset
 from agentgraph.errors import ConfigError
@@ -18,6 +17,7 @@ from agentgraph.evaluation import compare, evaluate, run_dir
 from agentgraph.metrics import Metrics
 from agentgraph.presets import choose
 from agentgraph.reports import COMPARE_HEADER, MATCHED_HEADER, compare_row, matched_cells
+from agentgraph.shapes import shape
 from agentgraph.transcript import TranscriptWriter
 
 DEMO_TOPOLOGIES = ("single", "chain:3", "full:3", "tree:2x1")
@@ -119,7 +119,7 @@ def print_matched(rows: Sequence[MatchedRow], match_on: str) -> None:
 async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: str) -> dict[str, Any]:
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
     teams = [(s, o.make_team(s)) for s in specs]  # every topology is checked before the engine starts
-    baseline = o.make_team("sc:1")  # and the matched-budget baseline
+    o.make_team("sc:1")  # and the matched-budget baseline
     async with o.make_backend(out=out) as backend:
         c = await compare(
             teams,
@@ -129,7 +129,7 @@ async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: st
             title=title,
             resume=o.resume,
             budget=o.budget,
-            baseline=lambda n: o.make_team(f"sc:{n}") if n > 1 else baseline,
+            baseline=lambda n: o.make_team(f"sc:{n}"),
             match_on=o.match_on,
             max_samples=o.max_samples,
         )
@@ -203,7 +203,7 @@ async def cmd_demo(o: DemoOptions) -> dict[str, Any]:
 
 
 async def cmd_show(o: ShowOptions, spec: str) -> dict[str, Any]:
-    topo = from_spec(spec, role=o.role)
+    topo = shape(spec, role=o.role).topology  # shapes too (a cascade shows all its stages)
     gens = topo.generations()
     print(
         f"{topo.graph.get('name')}: {len(topo)} agents, {len(topo.edges_of('spatial'))} spatial edges, "
