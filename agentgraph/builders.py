@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agentgraph.errors import ConfigError
+from agentgraph.errors import ConfigError, check_count
+from agentgraph.scaling import beam, best_of, self_consistency
 from agentgraph.topology import EdgeKind, Topology, logit
 
 
@@ -30,13 +31,6 @@ def _memory(g: Topology) -> Topology:
     for a in g.agents:
         g.add_temporal(a, a)
     return g
-
-
-def _check_n(n: int, field: str = "n", low: int = 1) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < low:
-        raise ConfigError(field, f"{n!r} is not an integer ≥ {low}", f"use {field} ≥ {low}")
-    if n > 10_000:
-        raise ConfigError(field, f"{n} agents is more than 10,000", "use a smaller team")
 
 
 def single(role: str = "solver", *, memory: bool = True) -> Topology:
@@ -87,7 +81,7 @@ def chain(n: int, role: str = "solver", *, memory: bool = True) -> Topology:
     >>> g.generations()
     [['a0'], ['a1'], ['a2']]
     """
-    _check_n(n)
+    check_count(n)
     g = Topology(name=f"chain:{n}")
     for i in range(n):
         g.add_agent(f"a{i}", role)
@@ -120,7 +114,7 @@ def star(n: int, role: str = "solver", hub_role: str = "manager", *, memory: boo
     >>> g.role_of("hub")
     'manager'
     """
-    _check_n(n)
+    check_count(n)
     g = Topology(name=f"star:{n}")
     for i in range(n):
         g.add_agent(f"a{i}", role)
@@ -159,8 +153,8 @@ def tree(
     >>> sorted(g.spatial_predecessors("m"))
     ['m1', 'm2']
     """
-    _check_n(branching, "branching")
-    _check_n(depth, "depth")
+    check_count(branching, "branching")
+    check_count(depth, "depth")
     g = Topology(name=f"tree:{branching}x{depth}")
     g.add_agent("m", manager_role, root=True)
     level, leaves, middles = ["m"], 0, 0
@@ -204,7 +198,7 @@ def full(n: int, role: str = "solver") -> Topology:
     >>> g.generations()
     [['a0', 'a1', 'a2']]
     """
-    _check_n(n)
+    check_count(n)
     g = Topology(name=f"full:{n}")
     for i in range(n):
         g.add_agent(f"a{i}", role)
@@ -239,7 +233,7 @@ def layered(widths: Sequence[int], role: str = "solver", *, memory: bool = True)
     if not widths:
         raise ConfigError("widths", "no layers", "e.g. layered([2, 2, 1])")
     for w in widths:
-        _check_n(w, "widths")
+        check_count(w, "widths")
     g = Topology(name="layered:" + "-".join(str(w) for w in widths))
     names = [[f"l{i}a{j}" for j in range(w)] for i, w in enumerate(widths)]
     for layer in names:
@@ -283,7 +277,7 @@ def random_graph(n: int, p: float, seed: int = 0, role: str = "solver", *, memor
     >>> len(random_graph(6, 1.0).edges_of("spatial"))
     15
     """
-    _check_n(n)
+    check_count(n)
     if not 0.0 <= p <= 1.0:
         raise ConfigError("p", f"{p} is outside [0, 1]", "use an edge probability")
     rng = np.random.default_rng(seed)
@@ -339,118 +333,6 @@ def pruned(
     g.graph["name"] = f"pruned({base.graph.get('name', 'topology')})"
     pruned_graph: Topology = g.prune(threshold=threshold, keep=keep)
     return pruned_graph
-
-
-def self_consistency(n: int, role: str = "solver") -> Topology:
-    """Self-consistency (``sc:N``): ``n`` independent samples of one role, no edges, one round, majority.
-
-    The shape fixes its protocol (``graph["rounds"] = 1``, ``graph["decision"] = "majority"``): a
-    :class:`~agentgraph.Team` built on it runs one round and votes unless told otherwise.
-
-    Parameters
-    ----------
-    n : int
-        Number of samples (≥ 1).
-    role : str
-        The role card every sample uses.
-
-    Returns
-    -------
-    Topology
-
-    Examples
-    --------
-    >>> g = self_consistency(5)
-    >>> g.graph["name"], len(g.edges()), g.graph["rounds"], g.graph["decision"]
-    ('sc:5', 0, 1, 'majority')
-    """
-    _check_n(n)
-    g = Topology(name=f"sc:{n}", rounds=1, decision="majority")
-    for i in range(n):
-        g.add_agent(f"a{i}", role)
-    return g
-
-
-def best_of(n: int, role: str = "solver", grader: str = "grader") -> Topology:
-    """Best-of-N with a verifier (``bon:N``): ``n`` candidates ``a{i}``, each read by its own grader
-    ``g{i}`` (spatial ``a{i} → g{i}``) that gives a score; the best-scored answer decides
-    (``decision="best_score"``: ties go to a vote among the tied, unparseable scores rank last).
-
-    Parameters
-    ----------
-    n : int
-        Number of candidates (≥ 1).
-    role : str
-        The candidates' role card.
-    grader : str
-        The graders' role card (``answer_format: score``).
-
-    Returns
-    -------
-    Topology
-
-    Examples
-    --------
-    >>> g = best_of(2)
-    >>> g.generations(), g.graph["decision"]
-    ([['a0', 'a1'], ['g0', 'g1']], 'best_score')
-    """
-    _check_n(n)
-    g = Topology(name=f"bon:{n}", rounds=1, decision="best_score")
-    for i in range(n):
-        g.add_agent(f"a{i}", role)
-    for i in range(n):
-        g.add_agent(f"g{i}", grader).add_spatial(f"a{i}", f"g{i}")
-    return g
-
-
-def beam(
-    k: int,
-    depth: int,
-    branch: int = 2,
-    proposer: str = "stepper",
-    grader: str = "grader",
-    finisher: str = "finisher",
-) -> Topology:
-    """Beam search over agents (``beam:KxD[xB]``): the slots of the search, as a graph.
-
-    At each depth every one of the ``k`` kept partial solutions gets ``branch`` proposals (slot
-    ``p{j}`` extends kept solution ``j // branch``), grader ``g{j}`` scores proposal ``j``, and the
-    ``k`` best continue. The last depth's proposers (and any proposal that already gives an answer)
-    finish the solution. Which partial a slot extends is decided while the search runs, so the
-    graph carries the candidate temporal edges (every ``p`` to every ``p``); the search itself is
-    :class:`agentgraph.shapes.Beam` (``agentgraph.shape("beam:2x3")`` builds both).
-
-    Parameters
-    ----------
-    k, depth, branch : int
-        Beam width, search depth (rounds) and proposals per kept solution.
-    proposer, grader, finisher : str
-        Role cards of the steps, the scores and the last step.
-
-    Returns
-    -------
-    Topology
-
-    Examples
-    --------
-    >>> g = beam(2, 3)
-    >>> g.graph["name"], len(g), g.graph["rounds"], g.graph["strategy"]
-    ('beam:2x3x2', 8, 3, 'beam')
-    """
-    for value, field in ((k, "k"), (depth, "depth"), (branch, "branch")):
-        _check_n(value, field)
-    g = Topology(name=f"beam:{k}x{depth}x{branch}", rounds=depth, decision="best_score", strategy="beam")
-    g.graph.update(beam_k=k, beam_branch=branch, proposer=proposer, finisher=finisher)
-    slots = k * branch
-    for j in range(slots):
-        g.add_agent(f"p{j}", proposer)
-    for j in range(slots):
-        g.add_agent(f"g{j}", grader).add_spatial(f"p{j}", f"g{j}")
-    for i in range(slots):
-        for j in range(slots):
-            g.add_temporal(f"p{i}", f"p{j}")
-    return g
 
 
 def from_spec(spec: str, role: str = "solver") -> Topology:

@@ -63,3 +63,12 @@ def read_yaml_mapping(path: str | Path, field: str, example: str) -> dict[str, A
     if not isinstance(data, dict):
         raise ConfigError(field, f"{p} must be a YAML mapping", f"write {example}")
     return {str(k): v for k, v in data.items()}
+
+
+def check_count(n: int, field: str = "n", low: int = 1) -> None:
+    """Refuse a count of agents (or samples, beam width, depth) that is not an integer in
+    ``[low, 10000]``, naming ``field``."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < low:
+        raise ConfigError(field, f"{n!r} is not an integer ≥ {low}", f"use {field} ≥ {low}")
+    if n > 10_000:
+        raise ConfigError(field, f"{n} agents is more than 10,000", "use a smaller team")
