@@ -175,6 +175,9 @@ class MatchedRow(BaseModel):
     sc_tokens_per_problem: float
     sc_accuracy: float
     sc_ci95: tuple[float, float]
+    sc_expected: float
+    """maj@N over the whole pool (unbiased): what voting N samples gets on average, free of the
+    luck of the pool's first N — the paired comparison itself uses the first N."""
     difference: float
     difference_ci95: tuple[float, float]
     team_only: int
@@ -193,6 +196,11 @@ def matched_row(
     sc_right = pool.correct_at(n)
     diff, lo, hi = paired_difference(team_right, sc_right)
     k = sum(sc_right)
+    expected = 0.0
+    for s, gold in zip(pool.samples, pool.golds, strict=True):
+        counts = Counter(answer_key(a) for a, _ in s[: pool.size])
+        right = next((key for key in counts if key is not None and is_correct(key, gold)), None)
+        expected += maj_at_k(counts, right, n) / max(1, len(pool.samples))
     return MatchedRow(
         team=name,
         n=len(pool.ids),
@@ -202,6 +210,7 @@ def matched_row(
         sc_tokens_per_problem=pool.tokens_at(n),
         sc_accuracy=k / max(1, len(sc_right)),
         sc_ci95=wilson(k, len(sc_right)),
+        sc_expected=expected,
         difference=diff,
         difference_ci95=(lo, hi),
         team_only=sum(1 for a, b in zip(team_right, sc_right, strict=True) if a and not b),

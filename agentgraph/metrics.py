@@ -11,7 +11,8 @@ answers (for ``sc:N`` these are N independent samples; for a debate, its agents'
 Where the budget went (:mod:`agentgraph.budget`): ``effects`` counts the problems on which the
 compute beyond one sample ``helped``, ``hurt``, left the answer the ``same`` or ``changed`` it
 (still wrong); ``stages`` counts the problems each cascade stage decided; ``tokens_p50``/``p95``
-spread the tokens per problem.
+spread the tokens per problem; ``scores_parsed`` of ``score_turns`` grader turns gave a parseable
+score.
 
 Examples
 --------
@@ -72,6 +73,8 @@ class Metrics(BaseModel):
     stages: dict[int, int] = {}
     tokens_p50: float = 0.0
     tokens_p95: float = 0.0
+    score_turns: int = 0
+    scores_parsed: int = 0
 
 
 def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: float = 0.0) -> Metrics:
@@ -155,6 +158,8 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
         maj_at=majs,
         effects=effects,
         stages=dict(sorted(stages.items())),
+        score_turns=sum(1 for r in results for t in r.turns if t.kind == "score"),
+        scores_parsed=sum(1 for r in results for t in r.turns if t.kind == "score" and t.score is not None),
         tokens_p50=float(np.percentile(per_problem, 50)),
         tokens_p95=float(np.percentile(per_problem, 95)),
     )

@@ -41,6 +41,7 @@ def summary_rows(metrics: Metrics) -> list[tuple[str, str]]:
         ("latency p50 / p95", f"{m.latency_p50_s:.1f} s / {m.latency_p95_s:.1f} s"),
         ("wall time", f"{m.wall_s:.1f} s"),
         ("failed requests", str(m.errors)),
+        *([("grader scores parsed", f"{m.scores_parsed} of {m.score_turns}")] if m.score_turns else []),
     ]
 
 
@@ -205,6 +206,7 @@ MATCHED_HEADER = (
     "accuracy",
     "sc:N at same tokens",
     "sc accuracy",
+    "sc maj@N",
     "team − sc (95% CI)",
     "verdict",
 )
@@ -228,6 +230,7 @@ def matched_cells(row: MatchedRow) -> list[str]:
         pct(row.team_accuracy),
         f"sc:{row.sc_n} ({row.sc_tokens_per_problem:.0f} tok){short}",
         f"{pct(row.sc_accuracy)} ({pct(row.sc_ci95[0])}–{pct(row.sc_ci95[1])})",
+        pct(row.sc_expected),
         f"{100 * row.difference:+.1f} pts ({100 * lo:+.1f} to {100 * hi:+.1f})",
         verdict(row),
     ]
@@ -326,7 +329,9 @@ def write_compare_report(
         intro = (
             f"Each team beside self-consistency (independent samples, plurality vote) at the team's "
             f"measured mean {match_on} tokens per problem, on the same {matched[0].n} problems; the "
-            "interval is Newcombe's for paired proportions."
+            "interval is Newcombe's for paired proportions. sc accuracy votes the pool's first N "
+            "samples (the paired run); sc maj@N is the unbiased expectation over all N-subsets of the "
+            "pool (what voting N samples gets on average)."
         )
         md += [
             "## Is the team better than voting at the same cost?",

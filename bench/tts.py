@@ -13,8 +13,8 @@ sets every shape beside ``sc:N`` at its measured mean tokens per problem (paired
 The run directory (``--out``, default ``runs/tts-<time>``) holds every shape's transcripts and
 report, ``report.md`` with the matched-budget table and ``compare.png`` (the Pareto plot). With
 ``--json`` the last line is one JSON object: ``rows`` (per shape: ``shape``, ``accuracy``,
-``ci95``, ``tokens_per_problem``, ``wall_s``, ``sc_n``, ``sc_accuracy``, ``difference``,
-``difference_ci95``, ``stages``, ``effects``), ``sc_curve``, ``cascade_target`` (the best fixed
+``ci95``, ``tokens_per_problem``, ``wall_s``, ``sc_n``, ``sc_accuracy``, ``sc_expected``
+(maj@N), ``difference``, ``difference_ci95``, ``stages``, ``effects``), ``sc_curve``, ``cascade_target`` (the best fixed
 shape, the cascade's accuracy and token share against it, and whether the target — within the
 best shape's interval at ≤ 60% of its tokens — was met) and ``report``.
 """
@@ -118,6 +118,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "sc_n": r.sc_n,
                 "sc_tokens_per_problem": r.sc_tokens_per_problem,
                 "sc_accuracy": r.sc_accuracy,
+                "sc_expected": r.sc_expected,
                 "difference": r.difference,
                 "difference_ci95": list(r.difference_ci95),
                 "stages": m.stages,

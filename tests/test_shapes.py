@@ -227,6 +227,7 @@ def test_matched_budget_picks_n_from_measured_tokens(tmp_path: Path) -> None:
         best = min(range(len(mean_at)), key=lambda i: abs(mean_at[i] - target_tokens)) + 1
         assert row.sc_n == best and row.sc_tokens_per_problem == pytest.approx(mean_at[best - 1])
         assert not row.pool_short
+        assert row.sc_expected == pytest.approx(c.curves[row.sc_n][1])  # maj@N of the whole pool
         lo, hi = row.difference_ci95
         assert lo <= row.difference <= hi and row.difference == pytest.approx(
             row.team_accuracy - row.sc_accuracy
