@@ -14,9 +14,10 @@ The run directory (``--out``, default ``runs/tts-<time>``) holds every shape's t
 report, ``report.md`` with the matched-budget table and ``compare.png`` (the Pareto plot). With
 ``--json`` the last line is one JSON object: ``rows`` (per shape: ``shape``, ``accuracy``,
 ``ci95``, ``tokens_per_problem``, ``wall_s``, ``sc_n``, ``sc_accuracy``, ``sc_expected``
-(maj@N), ``difference``, ``difference_ci95``, ``stages``, ``effects``), ``sc_curve``, ``cascade_target`` (the best fixed
-shape, the cascade's accuracy and token share against it, and whether the target — within the
-best shape's interval at ≤ 60% of its tokens — was met) and ``report``.
+(maj@N), ``difference``, ``difference_ci95``, ``stages``, ``effects``), ``sc_curve``,
+``cascade_target`` (the best fixed shape, the cascade's accuracy and token share against it, and
+whether the target — within the best shape's interval at ≤ 60% of its tokens — was met) and
+``report``.
 """
 
 from __future__ import annotations
