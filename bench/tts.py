@@ -85,8 +85,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 ag.shape(
                     spec,
                     role="short",
-                    rounds=2 if spec.startswith("full") else 1,
-                    min_agreement=1.0,
+                    rounds=1 if spec == "single" else 2,
+                    min_agreement=args.min_agreement,
                     **settings,
                 ),
             )
@@ -173,6 +173,7 @@ if __name__ == "__main__":
     )
     p.add_argument("--limit", type=int, default=60, help="problems")
     p.add_argument("--max-samples", type=int, default=48, help="most self-consistency samples per problem")
+    p.add_argument("--min-agreement", type=float, default=1.0, help="cascades escalate below this agreement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run directory")
     p.add_argument("--json", action="store_true", help="end with one JSON object")
