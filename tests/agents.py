@@ -45,3 +45,11 @@ async def staggered_calc(call: ScriptedCall) -> str:
     index = int(call.request.meta.session.rsplit("-", 1)[-1])
     await asyncio.sleep(0.05 * index)
     return calc(call)
+
+
+async def sleepy_calc(call: ScriptedCall) -> str:
+    """Like ``calc`` but each turn waits 20 ms without blocking the loop (a server stays responsive)."""
+    import asyncio
+
+    await asyncio.sleep(0.02)
+    return calc(call)

@@ -71,6 +71,7 @@ def test_the_parser_has_every_command() -> None:
         ("compare",),
         ("show",),
         ("demo",),
+        ("serve",),
         ("train", "graph"),
         ("train", "roles"),
         ("train", "joint"),

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from agentgraph.cli.parser import build_parser, command_of, resolve_options
-from agentgraph.cli.solve import cmd_compare, cmd_demo, cmd_eval, cmd_run, cmd_show
+from agentgraph.cli.solve import cmd_compare, cmd_demo, cmd_eval, cmd_run, cmd_serve, cmd_show
 from agentgraph.cli.train import cmd_train_graph, cmd_train_joint, cmd_train_roles
 from agentgraph.errors import ConfigError
 
@@ -32,6 +32,7 @@ COMMANDS: dict[str, Callable[[Any, Any], Awaitable[dict[str, Any]]]] = {
     "compare": lambda o, ns: cmd_compare(o),
     "show": lambda o, ns: cmd_show(o, ns.topology_spec),
     "demo": lambda o, ns: cmd_demo(o),
+    "serve": lambda o, ns: cmd_serve(o),
     "train:graph": lambda o, ns: cmd_train_graph(o),
     "train:roles": lambda o, ns: cmd_train_roles(o),
     "train:joint": lambda o, ns: cmd_train_joint(o),
@@ -51,11 +52,18 @@ async def with_signals(coro: Awaitable[T]) -> T:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+async def _coroutine(work: Awaitable[T]) -> T:
+    return await work
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
         o = resolve_options(ns)
-        summary = asyncio.run(with_signals(COMMANDS[command_of(ns)](o, ns)))
+        command = command_of(ns)
+        work = COMMANDS[command](o, ns)
+        # serve: uvicorn owns SIGTERM (it stops accepting, finishes the requests in flight, then returns)
+        summary: dict[str, Any] = asyncio.run(_coroutine(work) if command == "serve" else with_signals(work))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

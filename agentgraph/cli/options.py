@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from agentgraph.backends import Backend, create
-from agentgraph.errors import ConfigError, from_validation
+from agentgraph.errors import ConfigError, from_validation, read_yaml_mapping
 from agentgraph.evaluation import run_dir
 from agentgraph.presets import Preset, choose
 from agentgraph.roles import RoleBook
@@ -258,6 +258,45 @@ class CompareOptions(Solve, DataOptions, BudgetOptions):
     )
 
 
+class ServeOptions(Solve):
+    name: str | None = Field(None, description="the model name clients send (default: the --topology spec)")
+    teams: str | None = Field(
+        None,
+        description="YAML file of several teams: name -> team options (topology, rounds, decision, ...), "
+        "each over the flags given here",
+    )
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on")
+    out: str | None = Field(
+        None, description="run directory: engine.log, transcripts.jsonl (default runs/serve-<time>)"
+    )
+    max_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="sessions at once; more get 429 (default: no limit, the engine's queue bounds them)",
+    )
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 above)")
+
+    def served_teams(self) -> dict[str, Team]:
+        """name -> team, every one checked before the engine starts."""
+        if not self.teams:
+            return {self.name or self.topology: self.make_team()}
+        spec = read_yaml_mapping(Path(self.teams), "teams", "name: {topology: full:3, rounds: 2}")
+        mine = self.model_dump(exclude={"teams", "name"}, by_alias=False)
+        out: dict[str, Team] = {}
+        for name, options in spec.items():
+            if not isinstance(options, dict):
+                raise ConfigError(
+                    f"teams.{name}", "is not a mapping of team options", "e.g. {topology: sc:5}"
+                )
+            try:
+                one = ServeOptions.model_validate({**mine, **options})
+            except ValidationError as e:
+                raise from_validation(e, f"teams.{name}.", "keys are the team option names") from None
+            out[str(name)] = one.make_team()
+        return out
+
+
 class DemoOptions(Common, BackendOptions, BudgetOptions):
     limit: int | None = Field(None, ge=1, description="problems (default 8)")
     out: str | None = Field(None, description="run directory (default runs/demo-<time>)")
@@ -352,6 +391,7 @@ OPTIONS: dict[str, type[Common]] = {
     "compare": CompareOptions,
     "demo": DemoOptions,
     "show": ShowOptions,
+    "serve": ServeOptions,
     "train:graph": TrainGraphOptions,
     "train:roles": TrainRolesOptions,
     "train:joint": TrainJointOptions,

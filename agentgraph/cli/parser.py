@@ -29,6 +29,7 @@ HELP = {
     "compare": "several topologies over a dataset, side by side",
     "show": "describe and draw a topology",
     "demo": "the main job: single agent vs three topologies on generated arithmetic",
+    "serve": "teams as OpenAI-compatible models over HTTP (/v1/models, /v1/chat/completions)",
     "train:graph": "graph GRPO on the edge logits of a base topology, then prune",
     "train:roles": "role GRPO: one LoRA adapter per trained role, rollouts on vLLM",
     "train:joint": "graph GRPO and role GRPO from the same rollouts",

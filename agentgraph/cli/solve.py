@@ -10,7 +10,14 @@ from typing import Any
 
 from agentgraph import scheduler
 from agentgraph.budget import MatchedRow
-from agentgraph.cli.options import CompareOptions, DemoOptions, EvalOptions, RunOptions, ShowOptions
+from agentgraph.cli.options import (
+    CompareOptions,
+    DemoOptions,
+    EvalOptions,
+    RunOptions,
+    ServeOptions,
+    ShowOptions,
+)
 from agentgraph.datasets import load_dataset
 from agentgraph.errors import ConfigError
 from agentgraph.evaluation import compare, evaluate, run_dir
@@ -230,3 +237,44 @@ async def cmd_show(o: ShowOptions, spec: str) -> dict[str, Any]:
         "generations": gens,
         "png": png,
     }
+
+
+async def cmd_serve(o: ServeOptions) -> dict[str, Any]:
+    """Serve the teams until SIGTERM/Ctrl-C (uvicorn finishes the requests in flight first)."""
+    import os
+    import signal
+
+    import uvicorn
+
+    from agentgraph.server import create_app
+
+    teams = o.served_teams()  # every team is checked before the engine starts
+    out = Path(o.out) if o.out else run_dir("serve")
+    out.mkdir(parents=True, exist_ok=True)
+    transcript = out / "transcripts.jsonl"
+    async with o.make_backend(out=out) as backend:
+        app = create_app(
+            teams,
+            backend,
+            transcript=transcript,
+            api_key=os.environ.get("AGENTGRAPH_API_KEY") or None,
+            max_concurrency=o.max_concurrency,
+            max_body_bytes=o.max_body_bytes,
+        )
+        config = uvicorn.Config(
+            app, host=o.host, port=o.port, log_level="warning", timeout_graceful_shutdown=30
+        )
+        server = uvicorn.Server(config)
+        print(
+            f"serving {', '.join(teams)} at http://{o.host}:{o.port}/v1 (transcripts: {transcript})",
+            file=sys.stderr,
+            flush=True,
+        )
+        # uvicorn re-raises the signal it caught once its graceful shutdown is done; a no-op handler
+        # here lets this function return, so the engine below is shut down instead of orphaned
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        try:
+            await server.serve()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return {"served": list(teams), "url": f"http://{o.host}:{o.port}/v1", "transcript": str(transcript)}
