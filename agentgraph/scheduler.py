@@ -30,7 +30,7 @@ from agentgraph.roles import Role
 from agentgraph.sampling import Sampling, SamplingOverrides
 from agentgraph.team import Team
 from agentgraph.thinking import ThinkFormat
-from agentgraph.transcript import SessionHeader, SessionResult, TranscriptWriter, TurnRecord
+from agentgraph.transcript import RecordSink, SessionHeader, SessionResult, TranscriptWriter, TurnRecord
 
 
 class Session:
@@ -42,7 +42,7 @@ class Session:
         self.backend = backend
         self.session = session
         self.gold = gold
-        self.writer: TranscriptWriter | None = None
+        self.writer: RecordSink | None = None
         self.turns: list[Turn] = []
         self.t0 = 0.0
         self.logprobs = team.policy.logprobs
@@ -224,7 +224,7 @@ class Session:
         if self.writer is not None:
             self.writer.write(TurnRecord(turn=turn))
 
-    async def run(self, writer: TranscriptWriter | None = None) -> SessionResult:
+    async def run(self, writer: RecordSink | None = None) -> SessionResult:
         """Every round, then the decision; header, turns and result go to ``writer`` as they happen."""
         team, topo = self.team, self.team.topology
         self.writer = writer

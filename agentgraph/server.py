@@ -6,8 +6,11 @@
   ``usage`` is the whole team's tokens (every turn of the session, exactly as the engine counted),
   and ``agentgraph`` carries the session id, the decision and the answers per round.
   ``stream: true`` sends the content as one chunk, then (with ``stream_options.include_usage``) the
-  usage, then ``[DONE]``. ``temperature`` and ``max_tokens`` override every agent's sampling; ``n``
-  other than 1 is refused (a team gives one answer per request; run it several times instead).
+  usage, then ``[DONE]``. With ``"agentgraph": {"stream_turns": true}`` in the body (the openai
+  client's ``extra_body``) every turn is streamed as it finishes, before the answer: a chunk with no
+  choices and an ``agentgraph_turn`` object. ``temperature`` and ``max_tokens`` override every
+  agent's sampling; ``n`` other than 1 is refused (a team gives one answer per request; run it
+  several times instead).
 - Every request is a session on the shared backend, so concurrent requests' agents batch together;
   served sessions are appended to ``transcript`` (JSONL, as ``eval`` writes).
 - Errors have OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: 400 for a bad
@@ -40,9 +43,10 @@ from agentgraph import scheduler
 from agentgraph.answers import answer_key
 from agentgraph.backends.base import Backend
 from agentgraph.errors import BackendError, ConfigError
+from agentgraph.messages import Turn
 from agentgraph.sampling import SamplingOverrides
 from agentgraph.team import Team
-from agentgraph.transcript import SessionResult, TranscriptWriter
+from agentgraph.transcript import RecordSink, SessionHeader, SessionResult, TranscriptWriter, TurnRecord
 
 
 class ApiError(Exception):
@@ -50,12 +54,14 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
 
-    def response(self) -> JSONResponse:
+    def response_body(self) -> dict[str, Any]:
         kind = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}.get(
             self.status, "invalid_request_error" if self.status < 500 else "server_error"
         )
-        body = {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status)
+        return {"message": self.message, "type": kind, "param": self.param, "code": self.code}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.response_body()}, status_code=self.status)
 
 
 def answer_text(r: SessionResult) -> str:
@@ -191,34 +197,79 @@ def create_app(
             raise ApiError(
                 429, f"{running} sessions are running (the limit is {max_concurrency}); retry later"
             )
+        session = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        try:
+            [s] = scheduler.prepare(team, [problem], backend, session_ids=[session])
+        except ConfigError as e:
+            raise ApiError(400, str(e), e.field) from None
+        options = body.get("agentgraph") or {}
+        if not isinstance(options, dict):
+            raise ApiError(400, 'agentgraph: must be an object, e.g. {"stream_turns": true}', "agentgraph")
+        turns = bool(body.get("stream")) and bool(options.get("stream_turns"))
+        if turns:
+            return stream_turns(str(name), s, writer, body)
         running += 1
         try:
-            session = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-            try:
-                [s] = scheduler.prepare(team, [problem], backend, session_ids=[session])
-            except ConfigError as e:
-                raise ApiError(400, str(e), e.field) from None
-            try:
-                result = await s.run(writer)
-            except BackendError as e:
-                raise ApiError(503, f"the engine failed: {e}") from None
+            result = await run_session(s, writer)
         finally:
             running -= 1
-        if result.errors and all(not t.ok for t in result.turns):
-            raise ApiError(503, f"every request of the session failed: {result.turns[-1].error}")
         return respond(str(name), result, body)
+
+    def stream_turns(
+        name: str, s: scheduler.Session, sink: TranscriptWriter | None, body: dict[str, Any]
+    ) -> Any:
+        """Turn events as they happen, then the answer: each finished turn is a chunk with no choices
+        and an ``agentgraph_turn`` object (agent, round, kind, answer, score, tokens, text)."""
+        nonlocal running
+        queue: asyncio.Queue[Turn | None] = asyncio.Queue()
+        tee = Tee(sink, queue)
+        running += 1
+
+        async def events() -> AsyncIterator[str]:
+            nonlocal running
+            task = asyncio.ensure_future(run_session(s, tee))
+            task.add_done_callback(lambda _: queue.put_nowait(None))
+            try:
+                while (turn := await queue.get()) is not None:
+                    event = {
+                        "id": s.session,
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": name,
+                        "choices": [],
+                        "agentgraph_turn": turn_event(turn),
+                    }
+                    yield f"data: {json.dumps(event)}\n\n"
+                try:
+                    result = task.result()
+                except ApiError as e:
+                    yield f"data: {json.dumps({'error': e.response_body()})}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
+                async for line in final_events(name, result, body):
+                    yield line
+            finally:
+                running -= 1
+                if not task.done():  # the client went away: stop the session's requests
+                    task.cancel()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     return app
 
 
-def respond(model: str, r: SessionResult, body: dict[str, Any]) -> Any:
-    content = answer_text(r)
-    usage = {
-        "prompt_tokens": r.usage.prompt_tokens,
-        "completion_tokens": r.usage.completion_tokens,
-        "total_tokens": r.usage.total_tokens,
+def usage_of(r: SessionResult) -> dict[str, int]:
+    u = r.usage
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
     }
-    extra = {
+
+
+def details(r: SessionResult) -> dict[str, Any]:
+    """The ``agentgraph`` field of a response: the session, its decision and answers per round."""
+    return {
         "session": r.session,
         "answer": r.answer,
         "decision": r.decision.model_dump(),
@@ -226,19 +277,75 @@ def respond(model: str, r: SessionResult, body: dict[str, Any]) -> Any:
         "requests": r.usage.requests,
         "errors": r.errors,
     }
-    created = int(time.time())
+
+
+class Tee:
+    """A record sink that writes to the transcript and queues each turn for a stream."""
+
+    def __init__(self, sink: TranscriptWriter | None, queue: asyncio.Queue[Turn | None]) -> None:
+        self.sink, self.queue = sink, queue
+
+    def write(self, record: SessionHeader | TurnRecord | SessionResult) -> None:
+        if self.sink is not None:
+            self.sink.write(record)
+        if isinstance(record, TurnRecord):
+            self.queue.put_nowait(record.turn)
+
+
+def turn_event(t: Turn) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "agent": t.agent,
+        "role": t.role,
+        "round": t.round,
+        "kind": t.kind,
+        "read": t.read,
+        "answer": t.answer,
+        "score": t.score,
+        "prompt_tokens": t.prompt_tokens,
+        "completion_tokens": t.completion_tokens,
+        "text": t.final,
+        "error": t.error,
+    }
+
+
+async def run_session(s: scheduler.Session, sink: RecordSink | None) -> SessionResult:
+    try:
+        result = await s.run(sink)
+    except BackendError as e:
+        raise ApiError(503, f"the engine failed: {e}") from None
+    if result.turns and all(not t.ok for t in result.turns):
+        raise ApiError(503, f"every request of the session failed: {result.turns[-1].error}")
+    return result
+
+
+def respond(model: str, r: SessionResult, body: dict[str, Any]) -> Any:
     if not body.get("stream"):
         return {
             "id": r.session,
             "object": "chat.completion",
-            "created": created,
+            "created": int(time.time()),
             "model": model,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer_text(r)},
+                    "finish_reason": "stop",
+                }
             ],
-            "usage": usage,
-            "agentgraph": extra,
+            "usage": usage_of(r),
+            "agentgraph": details(r),
         }
+    return StreamingResponse(final_events(model, r, body), media_type="text/event-stream")
+
+
+async def final_events(model: str, r: SessionResult, body: dict[str, Any]) -> AsyncIterator[str]:
+    """The answer as one content chunk, the finish chunk (with the session's details), the usage
+    chunk when ``stream_options.include_usage`` asks for it, and ``[DONE]``."""
+    content = answer_text(r)
+    created = int(time.time())
+    extra = details(r)
+    usage = usage_of(r)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
     def chunk(delta: dict[str, Any], finish: str | None, **more: Any) -> str:
@@ -252,15 +359,11 @@ def respond(model: str, r: SessionResult, body: dict[str, Any]) -> Any:
         }
         return f"data: {json.dumps(data)}\n\n"
 
-    async def events() -> AsyncIterator[str]:
-        yield chunk({"role": "assistant", "content": content}, None)
-        yield chunk({}, "stop", agentgraph=extra)
-        if include_usage:
-            yield chunk({}, None, usage=usage)
-        yield "data: [DONE]\n\n"
-        await asyncio.sleep(0)
-
-    return StreamingResponse(events(), media_type="text/event-stream")
+    yield chunk({"role": "assistant", "content": content}, None)
+    yield chunk({}, "stop", agentgraph=extra)
+    if include_usage:
+        yield chunk({}, None, usage=usage)
+    yield "data: [DONE]\n\n"
 
 
 __all__ = ["ApiError", "answer_text", "create_app"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Annotated, Literal
+from typing import IO, Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -72,6 +72,13 @@ class SessionResult(BaseModel):
 
 Record = Annotated[SessionHeader | TurnRecord | SessionResult, Field(discriminator="type")]
 _RECORD: TypeAdapter[SessionHeader | TurnRecord | SessionResult] = TypeAdapter(Record)
+
+
+class RecordSink(Protocol):
+    """Where a session sends its records as they happen (a :class:`TranscriptWriter`, or a server's
+    per-request stream of turn events)."""
+
+    def write(self, record: SessionHeader | TurnRecord | SessionResult) -> None: ...
 
 
 class TranscriptWriter:

@@ -96,6 +96,25 @@ def test_streamed_completion(served: tuple[str, Path]) -> None:
     assert len(usage) == 1 and usage[0].total_tokens > 0
 
 
+def test_turns_stream_as_they_finish_then_the_answer(served: tuple[str, Path]) -> None:
+    url, transcript = served
+    chunks = list(
+        client(url).chat.completions.create(
+            model="debate", messages=PROBLEM, stream=True, extra_body={"agentgraph": {"stream_turns": True}}
+        )
+    )
+    turns = [ch.model_extra["agentgraph_turn"] for ch in chunks if ch.model_extra.get("agentgraph_turn")]
+    first_content = next(i for i, ch in enumerate(chunks) if ch.choices and ch.choices[0].delta.content)
+    assert len(turns) == 6 and first_content == 6  # every turn before the answer
+    assert [t["round"] for t in turns] == [0, 0, 0, 1, 1, 1]
+    assert all(t["answer"] == "42" and t["completion_tokens"] > 0 for t in turns)
+    assert all(len(t["read"]) == 3 for t in turns if t["round"] == 1)
+    finish = [ch for ch in chunks if ch.model_extra.get("agentgraph")]
+    assert len(finish) == 1 and finish[0].choices[0].finish_reason == "stop"
+    saved = load(transcript)[finish[0].model_extra["agentgraph"]["session"]].turns
+    assert [t.id for t in saved] == [t["id"] for t in turns]
+
+
 def test_sixteen_concurrent_requests_each_get_their_sessions_usage(served: tuple[str, Path]) -> None:
     url, transcript = served
 
@@ -130,6 +149,7 @@ def test_sixteen_concurrent_requests_each_get_their_sessions_usage(served: tuple
         ("not json{", 400, "not valid JSON"),
         ([1, 2], 400, "JSON object"),
         ("x" * (10 << 20), 413, "over"),
+        ({"model": "debate", "messages": PROBLEM, "agentgraph": "turns"}, 400, "agentgraph: must be"),
     ],
 )
 def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
