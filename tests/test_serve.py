@@ -24,9 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = [{"role": "user", "content": "What is 12 + 30?"}]
 
 
-def start(tmp: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+def start(
+    tmp: Path, *args: str, env: dict[str, str] | None = None, backend: str = "scripted", timeout: float = 60
+) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "agentgraph", "serve", "--backend", "scripted", "--port", str(port)]
+    cmd = [sys.executable, "-m", "agentgraph", "serve", "--backend", backend, "--port", str(port)]
     log = (tmp / f"serve-{port}.log").open("w")
     proc = subprocess.Popen(
         [*cmd, "--out", str(tmp / f"run-{port}"), *args],
@@ -37,8 +39,8 @@ def start(tmp: Path, *args: str, env: dict[str, str] | None = None) -> tuple[sub
         env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):
                 return proc, url
