@@ -13,5 +13,10 @@ echo "== mypy --strict" >&2
 mypy --strict agentgraph topologies roles
 echo "== lint-imports (layers of the data flow)" >&2
 lint-imports
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  # the viewer's real-browser test drives Debian's headless Chromium through its chromedriver
+  echo "== installing chromium and chromium-driver (the viewer's browser test)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 echo "== pytest" >&2
 python -m pytest -q -rs "$@"

@@ -72,6 +72,7 @@ def test_the_parser_has_every_command() -> None:
         ("show",),
         ("demo",),
         ("serve",),
+        ("view",),
         ("train", "graph"),
         ("train", "roles"),
         ("train", "joint"),

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from agentgraph.cli.parser import build_parser, command_of, resolve_options
-from agentgraph.cli.solve import cmd_compare, cmd_demo, cmd_eval, cmd_run, cmd_serve, cmd_show
+from agentgraph.cli.solve import cmd_compare, cmd_demo, cmd_eval, cmd_run, cmd_serve, cmd_show, cmd_view
 from agentgraph.cli.train import cmd_train_graph, cmd_train_joint, cmd_train_roles
 from agentgraph.errors import ConfigError
 
@@ -33,6 +33,7 @@ COMMANDS: dict[str, Callable[[Any, Any], Awaitable[dict[str, Any]]]] = {
     "show": lambda o, ns: cmd_show(o, ns.topology_spec),
     "demo": lambda o, ns: cmd_demo(o),
     "serve": lambda o, ns: cmd_serve(o),
+    "view": lambda o, ns: cmd_view(o, ns.run),
     "train:graph": lambda o, ns: cmd_train_graph(o),
     "train:roles": lambda o, ns: cmd_train_roles(o),
     "train:joint": lambda o, ns: cmd_train_joint(o),

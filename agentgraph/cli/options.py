@@ -297,6 +297,12 @@ class ServeOptions(Solve):
         return out
 
 
+class ViewOptions(Common):
+    out: str | None = Field(None, description="write the page here (default RUN/view.html)")
+    serve: bool = Field(False, description="also serve it on localhost until Ctrl-C")
+    port: int = Field(8001, ge=0, le=65535, description="with --serve: the port on 127.0.0.1")
+
+
 class DemoOptions(Common, BackendOptions, BudgetOptions):
     limit: int | None = Field(None, ge=1, description="problems (default 8)")
     out: str | None = Field(None, description="run directory (default runs/demo-<time>)")
@@ -392,6 +398,7 @@ OPTIONS: dict[str, type[Common]] = {
     "demo": DemoOptions,
     "show": ShowOptions,
     "serve": ServeOptions,
+    "view": ViewOptions,
     "train:graph": TrainGraphOptions,
     "train:roles": TrainRolesOptions,
     "train:joint": TrainJointOptions,

@@ -22,6 +22,7 @@ from agentgraph.errors import ConfigError, from_validation, read_yaml_mapping
 POSITIONAL = {
     "run": ("problem", "PROBLEM", "the problem text"),
     "show": ("topology_spec", "TOPOLOGY", "a spec"),
+    "view": ("run", "RUN", "a run directory (eval, compare, demo, serve or train)"),
 }
 HELP = {
     "run": "one team on one problem",
@@ -30,6 +31,7 @@ HELP = {
     "show": "describe and draw a topology",
     "demo": "the main job: single agent vs three topologies on generated arithmetic",
     "serve": "teams as OpenAI-compatible models over HTTP (/v1/models, /v1/chat/completions)",
+    "view": "a self-contained HTML viewer of a run's transcripts (and training curves)",
     "train:graph": "graph GRPO on the edge logits of a base topology, then prune",
     "train:roles": "role GRPO: one LoRA adapter per trained role, rollouts on vLLM",
     "train:joint": "graph GRPO and role GRPO from the same rollouts",

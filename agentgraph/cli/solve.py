@@ -17,6 +17,7 @@ from agentgraph.cli.options import (
     RunOptions,
     ServeOptions,
     ShowOptions,
+    ViewOptions,
 )
 from agentgraph.datasets import load_dataset
 from agentgraph.errors import ConfigError
@@ -278,3 +279,27 @@ async def cmd_serve(o: ServeOptions) -> dict[str, Any]:
         finally:
             signal.signal(signal.SIGTERM, previous)
     return {"served": list(teams), "url": f"http://{o.host}:{o.port}/v1", "transcript": str(transcript)}
+
+
+async def cmd_view(o: ViewOptions, run: str) -> dict[str, Any]:
+    """Write the viewer; with ``--serve``, serve its folder on 127.0.0.1 until Ctrl-C."""
+    import asyncio
+    import functools
+    import http.server
+
+    from agentgraph.viewer import collect, write_viewer
+
+    path = write_viewer(run, o.out)
+    n = len(collect(Path(run))["sessions"])
+    print(f"viewer: {path} ({n} sessions; open it in a browser, it needs no network)")
+    url = None
+    if o.serve:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", o.port), handler)
+        url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+        print(f"serving {url} (Ctrl-C stops)", flush=True)
+        try:
+            await asyncio.to_thread(server.serve_forever)
+        finally:
+            server.shutdown()
+    return {"view": str(path), "sessions": n, "url": url}
