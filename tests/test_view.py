@@ -123,3 +123,35 @@ def test_a_training_run_shows_its_curves_and_edge_probabilities(tmp_path: Path, 
     drawn = browser.find_elements(By.CSS_SELECTOR, "svg[data-curve=probabilities] polyline")
     assert {p.get_attribute("data-edge") for p in drawn} == set(steps[-1]["probabilities"])
     assert all(len((p.get_attribute("points") or "").split()) == 3 for p in drawn)  # one point per step
+
+
+def test_view_serve_serves_the_page_on_localhost(run: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.servers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentgraph", "view", str(run), "--serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, page = time.monotonic() + 30, None
+        while time.monotonic() < deadline and page is None:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/view.html", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert page is not None and page.status_code == 200 and "roundGraph" in page.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "serving http://127.0.0.1" in out
