@@ -28,8 +28,9 @@ Examples
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -76,22 +77,34 @@ def effect(r: SessionResult) -> Effect:
     return "same" if answer_key(before) == answer_key(r.answer) else "changed"
 
 
+Tally = tuple[Counter[str | None], str | None]
+
+
+def tally(answers: Iterable[str | None], gold: str) -> Tally:
+    """Answer key → how many samples gave it, and the key of the right answer (``None``: no sample
+    was right) — what the unbiased estimators take."""
+    answers = list(answers)
+    right = next((answer_key(a) for a in answers if is_correct(a, gold)), None)
+    return Counter(answer_key(a) for a in answers), right
+
+
+def pass_and_maj(tallies: Sequence[Tally], k: int) -> tuple[float, float]:
+    """Mean unbiased pass@k and maj@k over problems."""
+    n = max(1, len(tallies))
+    passes = sum(pass_at_k(sum(c.values()), c[right] if right else 0, k) for c, right in tallies)
+    return passes / n, sum(maj_at_k(c, right, k) for c, right in tallies) / n
+
+
 def sample_curves(results: Sequence[SessionResult]) -> tuple[dict[int, float], dict[int, float]]:
     """Unbiased pass@k and maj@k over each session's last-round answers (its samples), for every
     ``k`` up to the fewest samples any session has."""
-    per: list[tuple[Counter[str | None], str | None]] = []
-    for r in results:
-        last = [t for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1]
-        counts: Counter[str | None] = Counter(answer_key(t.answer) for t in last)
-        right = next((answer_key(t.answer) for t in last if is_correct(t.answer, r.gold or "")), None)
-        per.append((counts, right))
-    kmax = min((sum(c.values()) for c, _ in per), default=0)
-    passes = {
-        k: sum(pass_at_k(sum(c.values()), c[right] if right else 0, k) for c, right in per) / len(per)
-        for k in range(1, kmax + 1)
-    }
-    majs = {k: sum(maj_at_k(c, right, k) for c, right in per) / len(per) for k in range(1, kmax + 1)}
-    return passes, majs
+    tallies = [
+        tally((t.answer for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1), r.gold or "")
+        for r in results
+    ]
+    kmax = min((sum(c.values()) for c, _ in tallies), default=0)
+    both = {k: pass_and_maj(tallies, k) for k in range(1, kmax + 1)}
+    return {k: p for k, (p, _) in both.items()}, {k: m for k, (_, m) in both.items()}
 
 
 @dataclass
@@ -142,23 +155,19 @@ class SamplePool:
             out.append(is_correct(vote(turns, {}, pid, "majority").answer, gold))
         return out
 
+    @cached_property
+    def tallies(self) -> list[Tally]:
+        """Per problem, the tally of its first :attr:`size` samples."""
+        pairs = zip(self.samples, self.golds, strict=True)
+        return [tally((a for a, _ in s[: self.size]), gold) for s, gold in pairs]
+
     def curves(self) -> dict[int, tuple[float, float, float, float]]:
         """``k → (mean tokens, maj@k, pass@k, accuracy of the first k)`` for every prefix size."""
         out = {}
-        m = self.size
-        per = [
-            (Counter(answer_key(a) for a, _ in s[:m]), g)
-            for s, g in zip(self.samples, self.golds, strict=True)
-        ]
-        for k in range(1, m + 1):
-            majs, passes = [], []
-            for counts, gold in per:
-                right = next((key for key in counts if key is not None and is_correct(key, gold)), None)
-                n = sum(counts.values())
-                passes.append(pass_at_k(n, counts[right] if right else 0, k))
-                majs.append(maj_at_k(counts, right, k))
+        for k in range(1, self.size + 1):
+            passes, majs = pass_and_maj(self.tallies, k)
             acc = sum(self.correct_at(k)) / max(1, len(self.samples))
-            out[k] = (self.tokens_at(k), sum(majs) / len(per), sum(passes) / len(per), acc)
+            out[k] = (self.tokens_at(k), majs, passes, acc)
         return out
 
 
@@ -196,11 +205,7 @@ def matched_row(
     sc_right = pool.correct_at(n)
     diff, lo, hi = paired_difference(team_right, sc_right)
     k = sum(sc_right)
-    expected = 0.0
-    for s, gold in zip(pool.samples, pool.golds, strict=True):
-        counts = Counter(answer_key(a) for a, _ in s[: pool.size])
-        right = next((key for key in counts if key is not None and is_correct(key, gold)), None)
-        expected += maj_at_k(counts, right, n) / max(1, len(pool.samples))
+    _, expected = pass_and_maj(pool.tallies, n)
     return MatchedRow(
         team=name,
         n=len(pool.ids),
