@@ -148,6 +148,13 @@ class Comparison:
     curves: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
     pool_wall_s: float = 0.0
 
+    def sc_curve(self) -> dict[int, dict[str, float]]:
+        """The pool's curves keyed by name (what ``--json`` prints)."""
+        return {
+            k: {"tokens_per_problem": t, "maj_at_k": maj, "pass_at_k": pas, "first_k_voted": acc}
+            for k, (t, maj, pas, acc) in self.curves.items()
+        }
+
 
 async def compare(
     teams: Sequence[tuple[str, Team]],

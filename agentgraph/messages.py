@@ -7,7 +7,7 @@ reason and log-probs when asked for, so token accounting is never estimated.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,6 +112,23 @@ class Turn(BaseModel):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def brief(self) -> dict[str, Any]:
+        """Who spoke when, what it read, answered or scored, and its tokens — the fields a stream
+        event or a viewer shows of a turn (text left to the caller: final only, or thinking too)."""
+        return {
+            "id": self.id,
+            "agent": self.agent,
+            "role": self.role,
+            "round": self.round,
+            "kind": self.kind,
+            "read": self.read,
+            "answer": self.answer,
+            "score": self.score,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "error": self.error,
+        }
 
 
 class Decision(BaseModel):

@@ -293,20 +293,7 @@ class Tee:
 
 
 def turn_event(t: Turn) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "agent": t.agent,
-        "role": t.role,
-        "round": t.round,
-        "kind": t.kind,
-        "read": t.read,
-        "answer": t.answer,
-        "score": t.score,
-        "prompt_tokens": t.prompt_tokens,
-        "completion_tokens": t.completion_tokens,
-        "text": t.final,
-        "error": t.error,
-    }
+    return {**t.brief(), "text": t.final}  # the final part only: thinking stays private
 
 
 async def run_session(s: scheduler.Session, sink: RecordSink | None) -> SessionResult:

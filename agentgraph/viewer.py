@@ -24,25 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from agentgraph.errors import ConfigError
+from agentgraph.messages import Turn
 from agentgraph.transcript import SessionTranscript, load
 
 
-def _turn(t: Any) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "agent": t.agent,
-        "role": t.role,
-        "round": t.round,
-        "kind": t.kind,
-        "read": t.read,
-        "answer": t.answer,
-        "score": t.score,
-        "thinking": t.thinking,
-        "final": t.final,
-        "prompt_tokens": t.prompt_tokens,
-        "completion_tokens": t.completion_tokens,
-        "error": t.error,
-    }
+def _turn(t: Turn) -> dict[str, Any]:
+    return {**t.brief(), "thinking": t.thinking, "final": t.final}
 
 
 def _session(team: str, s: SessionTranscript) -> dict[str, Any]:

@@ -151,14 +151,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "met": met,
                 }
             )
-    curve = {
-        k: {"tokens_per_problem": t, "maj_at_k": maj, "pass_at_k": pas, "first_k_voted": acc}
-        for k, (t, maj, pas, acc) in c.curves.items()
-    }
     return {
         "backend": args.backend,
         "rows": rows,
-        "sc_curve": curve,
+        "sc_curve": c.sc_curve(),
         "cascade_target": targets,
         "report": str(c.report),
         "sc_pool_wall_s": c.pool_wall_s,

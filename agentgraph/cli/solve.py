@@ -170,17 +170,13 @@ async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: st
         }
         for n, m in named
     ]
-    curve = {
-        k: {"tokens_per_problem": t, "maj_at_k": maj, "pass_at_k": pas, "first_k_voted": acc}
-        for k, (t, maj, pas, acc) in c.curves.items()
-    }
     return {
         "dataset": o.dataset,
         "rows": rows,
         "report": str(report),
         "budget": o.budget,
         "match_on": o.match_on,
-        "sc_curve": curve,
+        "sc_curve": c.sc_curve(),
         "sc_pool_wall_s": c.pool_wall_s,
     }
 
