@@ -243,10 +243,7 @@ class Session:
                 )
             )
         try:
-            if team.strategy is not None:
-                decision, rounds_run, stopped_early = await team.strategy.run(self)
-            else:
-                decision, rounds_run, stopped_early = await self.rounds()
+            decision, rounds_run, stopped_early = await self.play()
         except SessionOverflow as e:
             # this session cannot go on; the others of the run are not affected
             decision = Decision(method="failed", answer=None, note=f"context overflow: {e}")
@@ -255,6 +252,13 @@ class Session:
         if writer is not None:
             writer.write(result)
         return result
+
+    async def play(self) -> tuple[Decision, int, bool]:
+        """The team's strategy (beam search, cascade) or its rounds and decision:
+        ``(decision, rounds_run, stopped_early)``."""
+        if self.team.strategy is not None:
+            return await self.team.strategy.run(self)
+        return await self.rounds()
 
     async def rounds(self) -> tuple[Decision, int, bool]:
         team, topo = self.team, self.team.topology

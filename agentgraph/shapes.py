@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -135,10 +135,6 @@ class Cascade:
     specs: tuple[str, ...]
     min_agreement: float = 1.0
     min_score: float | None = None
-    _agents: tuple[frozenset[str], ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_agents", tuple(frozenset(s.agents) for s in self.stages))
 
     @property
     def name(self) -> str:
@@ -168,14 +164,11 @@ class Cascade:
         notes: list[str] = []
         decision = Decision(method="cascade", answer=None)
         for i, stage in enumerate(self.stages):
-            child = session.child(stage, offset)
-            if stage.strategy is not None:
-                decision, rounds_run, _ = await stage.strategy.run(child)
-            else:
-                decision, rounds_run, _ = await child.rounds()
+            decision, rounds_run, _ = await session.child(stage, offset).play()
             offset += rounds_run
             answers.append(decision.answer)
-            mine = [t for t in session.turns if t.agent in self._agents[i]]
+            agents = set(stage.agents)
+            mine = [t for t in session.turns if t.agent in agents]
             last = [t for t in mine if t.kind == "agent" and t.round == offset - 1]
             why = self.escalation(decision, last, any(t.kind == "score" for t in mine))
             if why is None or i == len(self.stages) - 1:
@@ -242,7 +235,7 @@ def shape(
     """
     text = spec.strip()
     if not text.startswith("cascade:"):
-        return _team(from_spec(text, role=role), rounds, team)
+        return team_of(from_spec(text, role=role), rounds, **team)
     parts = [p.strip() for p in text.removeprefix("cascade:").split("+")]
     if len(parts) < 2 or not all(parts) or any(p.startswith("cascade:") for p in parts):
         raise ConfigError(
@@ -251,7 +244,8 @@ def shape(
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError("min_agreement", f"{min_agreement} is not in [0, 1]", "e.g. 1.0 (any disagreement)")
     stages = tuple(
-        _team(_relabelled(from_spec(p, role=role), f"s{i}."), rounds, team) for i, p in enumerate(parts)
+        team_of(_relabelled(from_spec(p, role=role), f"s{i}."), rounds, prefix=f"s{i}.", **team)
+        for i, p in enumerate(parts)
     )
     union = Topology(name=f"cascade:{'+'.join(parts)}", strategy="cascade")
     for s in stages:
@@ -261,11 +255,13 @@ def shape(
     return Team(union, rounds=sum(s.rounds for s in stages), strategy=cascade, **team)
 
 
-def _team(topology: Topology, rounds: int | None, team: dict[str, Any]) -> Team:
-    own = topology.graph.get("rounds") is not None
+def team_of(topology: Topology, rounds: int | None = None, *, prefix: str = "", **team: Any) -> Team:
+    """A team on ``topology``: ``rounds`` applies unless the topology fixes its own (the shapes
+    do); a beam's slots get their search strategy (agents named with ``prefix``, as a cascade
+    stage renames them)."""
     if topology.graph.get("strategy") == "beam":
-        prefix = str(topology.agents[0]).removesuffix("p0")
         return Team(topology, strategy=_beam_of(topology, prefix), **team)
+    own = topology.graph.get("rounds") is not None
     return Team(topology, rounds=None if own else rounds, **team)
 
 
@@ -290,4 +286,4 @@ def self_consistency_like(team: Team, n: int, role: str | None = None) -> Team:
     )
 
 
-__all__ = ["Beam", "Cascade", "self_consistency_like", "shape"]
+__all__ = ["Beam", "Cascade", "self_consistency_like", "shape", "team_of"]

@@ -23,7 +23,7 @@ from agentgraph.evaluation import run_dir
 from agentgraph.presets import Preset, choose
 from agentgraph.roles import RoleBook
 from agentgraph.sampling import SamplingOverrides
-from agentgraph.shapes import shape
+from agentgraph.shapes import shape, team_of
 from agentgraph.team import Overflow, Team
 from agentgraph.thinking import Share
 from agentgraph.topology import Topology
@@ -81,8 +81,7 @@ class TeamOptions(BaseModel):
     )
 
     def team(self, topology: Topology, adapters: str | None = None, preset: Preset | None = None) -> Team:
-        fixed = topology.graph.get("rounds") is not None
-        return Team(topology, rounds=None if fixed else self.rounds, **self.team_settings(adapters, preset))
+        return team_of(topology, self.rounds, **self.team_settings(adapters, preset))
 
     def team_settings(self, adapters: str | None = None, preset: Preset | None = None) -> dict[str, Any]:
         """Every :class:`Team` argument but the topology and rounds (shapes fix their own rounds)."""
