@@ -11,6 +11,14 @@ adversary → truthful edges must be cut too. Ties are broken at random (seeded)
     python examples/train_graph_adversarial.py --baseline none --seeds 5 --json   # GPTSwarm's REINFORCE
     python examples/train_graph_adversarial.py --k 5 --adversaries 0 --p 1 --verbose 60 \
         --token-cost 0.5 --json                                                    # the token-cost setting
+    python examples/train_graph_adversarial.py --grid --jobs 2 --json             # the robustness grid
+
+``--grid`` runs the persuadable setting for every team of ``GRID_TEAMS`` × accuracy of ``GRID_P``
+(``--seeds`` seeds each, default 5 there) and reports per setting the mean and worst-seed pruned
+accuracy against truthful-only and the iterations to converge; its JSON has ``rows`` (one per
+setting: ``truthful``, ``adversaries``, ``p``, ``accuracy_pruned_mean``, ``accuracy_pruned_worst``,
+``accuracy_truthful_only``, ``worst_gap``, ``iterations_to_converge_max``, ``seeds``) and
+``worst_gap`` over the grid.
 
 With ``--json`` the last line is one JSON object: ``p_adversary_to_decision``,
 ``p_truthful_to_decision``, ``p_adversary_to_truthful``, ``accuracy_pruned``,
@@ -136,6 +144,8 @@ async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
         prune_threshold=0.5,
         agent_dropout=args.agent_dropout,
         fixed_agents=("decision",),
+        entropy_coef=args.entropy,
+        select_problems=args.select,
     )
     trainer = GraphGRPOTrainer(base, train, backend, cfg, make_team=team)
     pruned = await trainer.train()
@@ -160,9 +170,73 @@ async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
         "tokens_pruned": tok_p,
         "tokens_truthful_only": tok_t,
         "tokens_full": tok_f,
+        "iterations_to_converge": converged_at(trainer),
         "edges_pruned": len(pruned.edges_of("spatial")),
         "edges_full": len(base.edges_of("spatial")),
     }
+
+
+def converged_at(trainer: GraphGRPOTrainer) -> int:
+    """The first step from which the thresholded edge set (p ≥ 0.5) no longer changes."""
+    kept = [frozenset(k for k, p in e.probabilities.items() if p >= 0.5) for e in trainer.log]
+    at = len(kept)
+    while at > 0 and kept[at - 1] == kept[-1]:
+        at -= 1
+    return at + 1
+
+
+GRID_TEAMS = ((3, 1), (3, 3), (5, 3))  # (truthful, adversaries): 4, 6 and 8 agents; 25-50% adversaries
+GRID_P = (0.6, 0.8)
+
+
+def _seed_job(job: tuple[argparse.Namespace, int]) -> dict[str, float]:
+    return asyncio.run(one_seed(*job))
+
+
+def grid(args: argparse.Namespace) -> dict[str, object]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    settings = [(k, x, p) for k, x in GRID_TEAMS for p in GRID_P]
+    jobs = []
+    for k, x, p in settings:
+        a = argparse.Namespace(**{**vars(args), "k": k, "adversaries": x, "p": p, "persuadable": True})
+        jobs += [(a, args.seed + s) for s in range(args.seeds)]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(_seed_job, jobs))
+    rows = []
+    for i, (k, x, p) in enumerate(settings):
+        rs = results[i * args.seeds : (i + 1) * args.seeds]
+        gaps = [r["accuracy_truthful_only"] - r["accuracy_pruned"] for r in rs]
+        worst = int(np.argmax(gaps))
+        rows.append(
+            {
+                "truthful": k,
+                "adversaries": x,
+                "p": p,
+                "accuracy_pruned_mean": float(np.mean([r["accuracy_pruned"] for r in rs])),
+                "accuracy_pruned_worst": rs[worst]["accuracy_pruned"],
+                "accuracy_truthful_only": float(np.mean([r["accuracy_truthful_only"] for r in rs])),
+                "accuracy_full": float(np.mean([r["accuracy_full"] for r in rs])),
+                "worst_gap": gaps[worst],
+                "worst_seed": rs[worst]["seed"],
+                "iterations_to_converge_mean": float(np.mean([r["iterations_to_converge"] for r in rs])),
+                "iterations_to_converge_max": max(r["iterations_to_converge"] for r in rs),
+                "edges_pruned_mean": float(np.mean([r["edges_pruned"] for r in rs])),
+                "tokens_pruned_mean": float(np.mean([r["tokens_pruned"] for r in rs])),
+                "tokens_truthful_only": float(np.mean([r["tokens_truthful_only"] for r in rs])),
+                "seeds": rs,
+            }
+        )
+    cols = ("pruned", "worst", "truthful", "full", "gap", "iters")
+    print(f"{'team':>9} {'p':>4} " + " ".join(f"{c:>8}" for c in cols))
+    for r in rows:
+        print(
+            f"{r['truthful']}t+{r['adversaries']}x".rjust(9)
+            + f" {r['p']:>4} {r['accuracy_pruned_mean']:>8.3f} {r['accuracy_pruned_worst']:>8.3f}"
+            f" {r['accuracy_truthful_only']:>8.3f} {r['accuracy_full']:>8.3f} {r['worst_gap']:>8.3f}"
+            f" {r['iterations_to_converge_max']:>8}"
+        )
+    return {"rows": rows, "worst_gap": max(float(r["worst_gap"]) for r in rows)}  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,16 +245,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adversaries", type=int, default=None, help="adversaries (default: k)")
     ap.add_argument("--p", type=float, default=0.8, help="probability a truthful agent is right")
     ap.add_argument("--persuadable", action="store_true")
-    ap.add_argument("--iterations", type=int, default=200)
-    ap.add_argument("--group", type=int, default=4)
-    ap.add_argument("--problems-per-step", type=int, default=1)
+    d = GraphGRPOConfig()
+    ap.add_argument("--iterations", type=int, default=d.steps)
+    ap.add_argument("--group", type=int, default=d.group_size)
+    ap.add_argument("--problems-per-step", type=int, default=d.problems_per_step)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--token-cost", type=float, default=0.0)
     ap.add_argument("--verbose", type=int, default=0, help="words of reasoning a truthful agent writes")
     ap.add_argument("--agent-dropout", action="store_true", help="also learn per-agent keep logits")
+    ap.add_argument(
+        "--select", type=int, default=d.select_problems, help="choose the final graph on this many problems"
+    )
+    ap.add_argument("--entropy", type=float, default=0.0, help="entropy bonus on the keep-probabilities")
     ap.add_argument("--baseline", choices=["group", "none"], default="group")
     ap.add_argument("--seed", type=int, default=0, help="first seed")
-    ap.add_argument("--seeds", type=int, default=1, help="number of seeds")
+    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 1; 5 with --grid)")
+    ap.add_argument("--grid", action="store_true", help="the robustness grid (persuadable)")
+    ap.add_argument("--jobs", type=int, default=1, help="processes for --grid")
     ap.add_argument("--eval-problems", type=int, default=2000)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -189,7 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.k < 1 or args.adversaries < 0 or not 0 <= args.p <= 1 or args.iterations < 1 or args.group < 2:
         print("error: need k ≥ 1, adversaries ≥ 0, 0 ≤ p ≤ 1, iterations ≥ 1, group ≥ 2", file=sys.stderr)
         return 2
+    if args.seeds is None:
+        args.seeds = 5 if args.grid else 1
     t0 = time.perf_counter()
+    if args.grid:
+        out = grid(args)
+        out.update(seconds=round(time.perf_counter() - t0, 1), settings=vars(args))
+        if args.json:
+            print(json.dumps(out))
+        return 0
     rows = [asyncio.run(one_seed(args, args.seed + s)) for s in range(args.seeds)]
     keys = [k for k in rows[0] if k != "seed"]
     summary: dict[str, object] = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}

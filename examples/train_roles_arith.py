@@ -8,10 +8,17 @@ is measured before training and every ``--eval-every`` steps; the best adapters 
 
     python examples/train_roles_arith.py --minutes 30 --json
 
+The long run (issue 17) adds a test set that only reports — the held-out set drives best-keeping
+and the guard, so the test curve is free of that selection — and compares the guards:
+
+    python examples/train_roles_arith.py --steps 60 --minutes 60 --problems-per-step 2 --eval-every 5 \
+        --heldout 100 --test 200 --guard rollback --plot docs/img/roles_long_run.png --json
+
 With ``--json`` the last line is one JSON object: ``accuracy_before``, ``accuracy_after`` (the
 final adapters), ``accuracy_best`` and ``best_step``, ``heldout_problems``, ``steps``, ``minutes``,
-``curve`` ([step, held-out accuracy] pairs) and ``seconds_per_step`` by phase (rollout, logprob,
-backward, reload).
+``curve`` ([step, held-out accuracy] pairs), ``test_curve`` (the same on the test set, with
+``--test``), ``rollbacks`` (steps at which the guard restored the best adapters) and
+``seconds_per_step`` by phase (rollout, logprob, backward, reload).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +70,48 @@ def make_team() -> ag.Team:
     return ag.Team(g, rounds=1, decision="chain_tail", roles=RoleBook([ADDER, CHECKER]))
 
 
+class ReportingTrainer(RoleGRPOTrainer):
+    """Also evaluates a test set, which nothing in training sees, at every held-out evaluation."""
+
+    def __init__(self, *a: Any, test: list[Problem], **k: Any) -> None:
+        self.test = test
+        self.tests: list[tuple[int, float]] = []
+        super().__init__(*a, **k)
+
+    async def evaluate_heldout(self) -> float:
+        acc = await super().evaluate_heldout()
+        if self.test:
+            self.tests.append((self.step, await self.evaluate(self.test)))
+        return acc
+
+
+def plot_long_run(summary: dict[str, Any], path: Path) -> None:
+    from agentgraph.plotting import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("curve", "held-out (drives the guard)"), ("test_curve", "test (reported only)")):
+        pts = summary.get(key) or []
+        ax.plot([s for s, _ in pts], [a for _, a in pts], marker="o", label=label)
+    for i, step in enumerate(summary["rollbacks"]):
+        ax.axvline(step, color="red", ls="--", lw=0.8, label="rollback" if i == 0 else None)
+    start = (summary.get("test_curve") or summary["curve"])[0][1]
+    ax.axhline(start, color="grey", ls=":", lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("team accuracy (greedy)")
+    ax.set_title(
+        f"role GRPO, guard={summary['guard']}, β={summary['beta']}, seed {summary['seed']}", fontsize=9
+    )
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     train = additions(args.train, seed=args.seed)
     heldout = additions(args.heldout, seed=10_000 + args.seed)
+    test = additions(args.test, seed=20_000 + args.seed) if args.test else []
     config = RoleGRPOConfig(
         train_roles=("adder", "checker"),
         group_size=args.group,
@@ -77,12 +124,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         lora_r=args.rank,
         lora_alpha=2 * args.rank,
         seed=args.seed,
+        guard=args.guard,
+        beta=args.beta,
     )
     started = time.perf_counter()
     async with VLLM(
         enable_lora=True, max_lora_rank=args.rank, max_loras=4, max_model_len=512, seed=args.seed
     ) as engine:
-        trainer = RoleGRPOTrainer(make_team(), train, engine, config, heldout=heldout, out=args.out)
+        trainer = ReportingTrainer(
+            make_team(), train, engine, config, heldout=heldout, out=args.out, test=test
+        )
         t_train = time.perf_counter()
         log = await trainer.train(progress=not args.json)
         minutes = (time.perf_counter() - t_train) / 60
@@ -103,6 +154,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "minutes": round(minutes, 2),
         "wall_minutes": round((time.perf_counter() - started) / 60, 2),
         "curve": [[s, a] for s, a in curve],
+        "test_curve": [[s, a] for s, a in trainer.tests],
+        "test_problems": len(test),
+        "rollbacks": trainer.guard.rollbacks if trainer.guard is not None else [],
+        "guard": config.guard,
+        "beta": config.beta,
         "train_team_accuracy": [round(x.team_accuracy, 3) for x in log],
         "seconds_per_step": {p: round(float(np.mean([x.seconds[p] for x in log])), 2) for p in phases},
         "out": str(args.out),
@@ -120,6 +176,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--max-tokens", type=int, default=12)
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--heldout", type=int, default=200)
+    ap.add_argument("--test", type=int, default=0, help="test problems evaluated beside the held-out ones")
+    ap.add_argument("--guard", choices=["rollback", "none"], default=RoleGRPOConfig().guard)
+    ap.add_argument("--beta", type=float, default=0.0, help="k3 KL coefficient to the base model")
+    ap.add_argument("--plot", type=Path, default=None, help="also draw the held-out/test curves here")
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/roles-arith"))
@@ -127,6 +187,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = ap.parse_args(argv)
     try:
         summary = asyncio.run(run(args))
+        if args.plot is not None:
+            plot_long_run(summary, args.plot)
     except ag.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -84,7 +84,9 @@ async def test_iterative_pruning_masks_never_regrow() -> None:
 def test_adversarial_setting_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         adversarial(
-            ["--seeds", "1", "--iterations", "200", "--group", "4", "--eval-problems", "500", "--json"]
+            # the first wave's setting: 1 problem per step, threshold pruning alone
+            ["--seeds", "1", "--iterations", "200", "--group", "4", "--problems-per-step", "1"]  # noqa: RUF005
+            + ["--select", "0", "--eval-problems", "500", "--json"]
         )
         == 0
     )
@@ -93,6 +95,48 @@ def test_adversarial_setting_one_seed(capsys: pytest.CaptureFixture[str]) -> Non
     assert j["p_truthful_to_decision"] > 0.90
     assert abs(j["accuracy_pruned"] - j["accuracy_truthful_only"]) <= 0.01
     assert j["accuracy_full"] < 0.5
+
+
+async def test_select_finds_the_truthful_graph_the_threshold_misses() -> None:
+    # the persuadable local optimum: truthful -> truthful edges still above 0.5 while the truthful ->
+    # decision edges are learned; the threshold keeps them (correlated votes), selection must not
+    from examples.train_graph_adversarial import base_topology, make_backend, make_problems, team
+
+    base = base_topology(3, 3)
+    problems, gold = make_problems(400, 0, "train")
+    backend = make_backend(gold, 0.8, persuadable=True, seed=0)
+    t = GraphGRPOTrainer(
+        base, problems, backend, GraphGRPOConfig(select_problems=200, seed=0), make_team=team
+    )
+    learned = {"t0->decision": 3.0, "t1->decision": 2.0, "t2->decision": 1.5, "t0->t1": 1.0, "t1->t2": 0.8}
+    with torch.no_grad():
+        for i, (u, v, _) in enumerate(t.edges):
+            t.logits[i] = learned.get(f"{u}->{v}", -3.0)
+    truthful = {("t0", "decision"), ("t1", "decision"), ("t2", "decision")}
+    assert set(t.pruned().edges_of("spatial")) == truthful | {("t0", "t1"), ("t1", "t2")}
+    chosen = await t.select()
+    assert set(chosen.edges_of("spatial")) == truthful
+    tried = dict(t.selection)
+    assert tried[3] > tried[5]  # the correlated graph really is worse on the same problems
+    assert [k for k, _ in t.selection[:6]] == [0, 1, 2, 3, 4, 5]  # nested candidates first
+
+
+def test_rollback_guard_restores_the_best_adapters() -> None:
+    from agentgraph.train.guard import Rollback
+
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    guard = Rollback(drop=0.05, lr_factor=0.5)
+    assert not guard.observe(0.40, 0, model, opt)  # the start is the first best
+    best = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model(torch.ones(3)).sum().backward()
+    opt.step()
+    assert opt.state and not guard.observe(0.37, 5, model, opt)  # within the allowed drop: train on
+    assert not torch.equal(model.weight, best["weight"])
+    assert guard.observe(0.30, 10, model, opt)  # 0.10 below the best: back to it
+    assert all(torch.equal(p, best[n]) for n, p in model.named_parameters())
+    assert not opt.state and opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert not guard.observe(0.45, 15, model, opt) and guard.best == 0.45 and guard.rollbacks == [10]
 
 
 def test_trim_log_drops_only_a_torn_last_line(tmp_path: Path) -> None:

@@ -9,7 +9,14 @@ logits. All sessions of a step are in flight together.
 
 At the end — or every ``prune_every`` steps with ``prune_ratio`` (AgentPrune-style iterative
 magnitude pruning: drop the ``max(1, round(ρ·n_active))`` lowest logits; masks never regrow) — the
-learned graph is pruned to a deterministic evaluation graph (threshold or top-k).
+learned graph is pruned to a deterministic evaluation graph (threshold or top-k). With
+``select_problems`` the final graph is instead chosen by running the candidates: the graphs of the
+k most probable edges, for every k down to ``select_min_p``, each on the same training problems; the
+best mean reward wins, ties going to fewer edges. This is what makes the result robust when agents
+can be persuaded: while the truthful → decision edges are still sampled, truthful → truthful edges
+route information around a dropped edge and so keep a positive gradient, and they fall below 0.5
+only long after the truthful → decision edges have saturated; the ranking is right long before the
+threshold is (measured in docs/benchmarks.md, "Robust graph learning").
 
 Checkpoints (logits, Adam state, step, RNG state, log) are written atomically every
 ``checkpoint_every`` steps; ``resume=True`` continues from the last one.
@@ -103,6 +110,8 @@ class GraphGRPOTrainer:
         self.rng = np.random.default_rng(c.seed)
         self.problem_rng = random.Random(c.seed)
         self.log: list[StepLog] = []
+        self.selection: list[tuple[int, float]] = []  # (edges, mean reward) of each graph select() tried
+        self.selected: Topology | None = None
 
     # -- graphs -------------------------------------------------------------------------------------
     def probabilities(self) -> dict[str, float]:
@@ -142,6 +151,18 @@ class GraphGRPOTrainer:
             )
         return lp
 
+    def entropy(self) -> torch.Tensor:
+        """Mean Bernoulli entropy of the active edges' (and agents') keep-probabilities, in nats."""
+
+        def h(logits: torch.Tensor) -> torch.Tensor:
+            p, ls = torch.sigmoid(logits), torch.nn.functional.logsigmoid
+            return -(p * ls(logits) + (1 - p) * ls(-logits))
+
+        terms = [h(self.logits)[self.active]]
+        if self.agents:
+            terms.append(h(self.agent_logits))
+        return torch.cat(terms).mean()
+
     def pruned(self) -> Topology:
         """The deterministic evaluation graph: learned probabilities, then threshold / top-k."""
         c = self.config
@@ -156,6 +177,65 @@ class GraphGRPOTrainer:
         if c.prune_keep is not None:
             return g.prune(keep=c.prune_keep, kinds=c.learn)
         return g.prune(threshold=c.prune_threshold if c.prune_threshold is not None else 0.5, kinds=c.learn)
+
+    def candidates(self) -> list[Topology]:
+        """The nested graphs :meth:`select` tries: the k most probable active edges, k = 0, 1, …"""
+        c = self.config
+        g: Topology = self.base.copy()
+        with torch.no_grad():
+            p = (torch.sigmoid(self.logits) * self.active).tolist()
+        for e, lg in zip(self.edges, p, strict=True):
+            g.edges[e]["logit"] = math.log(max(lg, 1e-9) / max(1 - lg, 1e-9))
+        if self.agents:
+            with torch.no_grad():
+                g.remove_nodes_from(
+                    [a for a, lg in zip(self.agents, self.agent_logits.tolist(), strict=True) if lg < 0]
+                )
+        n = sum(1 for x in p if x >= c.select_min_p)
+        return [g.prune(keep=k, kinds=c.learn) for k in range(n + 1)]
+
+    async def select(self) -> Topology:
+        """The final graph, chosen by running graphs on ``select_problems`` training problems.
+
+        First the nested candidates (the k most probable edges, every k), then one backward pass
+        over the best one's edges, least probable first: an edge goes when the graph without it does
+        at least as well. Every graph meets the same problems under the same session ids, so a
+        seeded backend draws the same samples for each (common random numbers): the comparisons are
+        paired, and an edge that only correlates two agents' answers shows up as a loss.
+        """
+        c = self.config
+        rng = random.Random(c.seed + 1)
+        problems = rng.sample(self.problems, min(c.select_problems, len(self.problems)))
+
+        async def score(g: Topology) -> float:
+            rs = await asyncio.gather(
+                *(
+                    scheduler.solve(
+                        self.make_team(g), p.question, self.backend, gold=p.answer, session_id=f"sel-{p.id}"
+                    )
+                    for p in problems
+                )
+            )
+            r = float(np.mean([self.reward(x) for x in rs]))
+            self.selection.append((sum(len(g.edges_of(k)) for k in c.learn), r))
+            return r
+
+        graphs = self.candidates()
+        scores = [await score(g) for g in graphs]
+        k = max(range(len(graphs)), key=lambda i: (round(scores[i], 9), -i))
+        best, best_score = graphs[k], scores[k]
+        prob = self.probabilities()
+        learned = sorted(
+            (e for e in best.edges(keys=True) if e[2] in c.learn and best.edges[e]["logit"] is not None),
+            key=lambda e: prob.get(edge_name(e), 0.0),
+        )
+        for e in learned:
+            trial = best.keep_edges(x for x in best.edges(keys=True) if x != e)
+            s = await score(trial)
+            if round(s, 9) >= round(best_score, 9):
+                best, best_score = trial, s
+        best.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
+        return best
 
     def _iterative_prune(self) -> None:
         c = self.config
@@ -223,6 +303,8 @@ class GraphGRPOTrainer:
             for a, (_, em, am) in zip(adv, group, strict=True):
                 loss = loss - float(a) * self.log_prob(em, am)
         loss = loss / (len(draws) * c.group_size)
+        if c.entropy_coef:
+            loss = loss - c.entropy_coef * self.entropy()
         loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
         self.step += 1
@@ -272,13 +354,16 @@ class GraphGRPOTrainer:
             progress=progress,
             postfix=postfix,
         )
+        if self.config.select_problems:
+            self.selected = await self.select()
         return self.finish()
 
     def finish(self) -> Topology:
-        """The pruned graph; with an ``out`` folder also ``pruned.json`` and the plots."""
-        pruned = self.pruned()
+        """The pruned (or selected) graph; with an ``out`` folder also ``pruned.json`` and the plots."""
+        pruned = self.selected if self.selected is not None else self.pruned()
         self.tracker.close()
         if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
             pruned.save(self.out / "pruned.json")
             self.plot()
         return pruned

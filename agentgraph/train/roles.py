@@ -17,7 +17,8 @@ and several turns per session, so credit is given per *turn*:
 - **hot reload**: after each step the adapters are saved and served under new names
   (``solver@3``), so the next rollouts use them with no engine restart;
 - **held-out evaluation** every ``eval_every`` steps (greedy); the best adapters are kept
-  (``best/``), because GRPO on a tiny model learns fast and can collapse later;
+  (``best/``), and the guard (:mod:`agentgraph.train.guard`, on by default) rolls the run back to
+  them when held-out accuracy falls, because GRPO on a tiny model learns fast and can collapse later;
 - **checkpoints** (adapters, optimizer, step, RNG, best) are written atomically; ``resume=True``
   continues from the last one and trims the log to it.
 
@@ -43,7 +44,6 @@ same checkpoint.
 from __future__ import annotations
 
 import copy
-import math
 import random
 import shutil
 import tempfile
@@ -67,6 +67,8 @@ from agentgraph.team import Team
 from agentgraph.train.adapters import Publisher, export_index, save_adapters
 from agentgraph.train.config import RoleGRPOConfig
 from agentgraph.train.credit import group_advantages, turn_rewards
+from agentgraph.train.curves import role_curves
+from agentgraph.train.guard import Rollback
 from agentgraph.train.loop import (
     StepRecord,
     append_log,
@@ -97,6 +99,7 @@ class RoleStepLog(StepRecord):
     is_truncated: float = Field(0.0, description="share of sampled tokens whose ratio hit the cap")
     grad_norm: float = Field(0.0, description="norm of the adapters' gradient before clipping")
     heldout_accuracy: float | None = None
+    rolled_back: bool = Field(False, description="the guard restored the best adapters after this step")
     seconds: dict[str, float] = Field(description="rollout / logprob / backward / reload")
 
 
@@ -162,6 +165,7 @@ class RoleGRPOTrainer:
         self.rng = random.Random(c.seed)
         self.best: tuple[float, int] | None = None  # (held-out accuracy, step)
         self.evals: list[tuple[int, float]] = []
+        self.guard = Rollback(c.rollback_drop, c.rollback_lr_factor) if c.guard == "rollback" else None
 
     @property
     def served(self) -> dict[str, Adapter]:
@@ -346,8 +350,26 @@ class RoleGRPOTrainer:
     async def after_step(self, entry: StepRecord, last: bool) -> None:
         assert isinstance(entry, RoleStepLog)
         c = self.config
-        if self.main and self.heldout and ((c.eval_every and self.step % c.eval_every == 0) or last):
-            entry.heldout_accuracy = await self.evaluate_heldout()
+        if not (self.heldout and ((c.eval_every and self.step % c.eval_every == 0) or last)):
+            return
+        acc = await self.evaluate_heldout() if self.main else float("nan")
+        entry.heldout_accuracy = acc if self.main else None
+        if self.guard is not None and not last:
+            entry.rolled_back = await self.guard_step(acc)
+
+    async def guard_step(self, accuracy: float) -> bool:
+        """Show the guard the main process's held-out ``accuracy``; restore and republish on a rollback."""
+        assert self.guard is not None
+        if self.policy.world > 1:
+            from accelerate.utils import broadcast_object_list
+
+            box: list[object] = [accuracy]
+            broadcast_object_list(box, from_process=0)
+            accuracy = float(box[0])  # type: ignore[arg-type]
+        rolled = self.guard.observe(accuracy, self.step, self.policy.model, self.policy.optimizer)
+        if rolled and self.main:
+            await self.publish()
+        return rolled
 
     def record(self, entry: StepRecord) -> None:
         """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``
@@ -375,7 +397,9 @@ class RoleGRPOTrainer:
         if not self.served:
             await self.publish()
         if self.heldout and not self.evals:
-            await self.evaluate_heldout()
+            acc = await self.evaluate_heldout()
+            if self.guard is not None and self.policy.world == 1:
+                self.guard.observe(acc, self.step, self.policy.model, self.policy.optimizer)
 
     async def train(self, *, resume: bool = False, progress: bool = False) -> list[RoleStepLog]:
         c = self.config
@@ -469,22 +493,4 @@ class RoleGRPOTrainer:
 
     def plot(self) -> None:
         assert self.out is not None
-        from agentgraph.plotting import pyplot
-
-        plt = pyplot()
-        fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
-        steps = [x.step for x in self.log]
-        axes[0].plot(steps, [x.reward for x in self.log], marker=".")
-        axes[0].set_title("training reward")
-        if self.evals:
-            axes[1].plot([s for s, _ in self.evals], [a for _, a in self.evals], marker="o")
-            axes[1].axhline(self.evals[0][1], color="grey", ls=":", lw=1)
-        axes[1].set_title("held-out team accuracy")
-        axes[2].plot(steps, [x.tokens for x in self.log], marker=".")
-        axes[2].set_title("completion tokens / session")
-        axes[3].plot(steps, [x.kl if x.kl is not None else math.nan for x in self.log], marker=".")
-        axes[3].set_title("KL to base (k3)")
-        for a in axes:
-            a.set_xlabel("step")
-        fig.savefig(self.out / "learning_curve.png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        role_curves(self.log, self.evals, self.out / "learning_curve.png")
