@@ -64,9 +64,11 @@ def additions(n: int, seed: int, lo: int = 2, hi: int = 30) -> list[Problem]:
     return out
 
 
-def make_team() -> ag.Team:
-    g = chain(2, role="adder", memory=False)
-    g.nodes["a1"]["role"] = "checker"
+def make_team(agents: int = 2) -> ag.Team:
+    """The adder → checker chain, or (``agents=1``) the adder alone — TRL's single-policy setting."""
+    g = chain(agents, role="adder", memory=False)
+    if agents > 1:
+        g.nodes["a1"]["role"] = "checker"
     return ag.Team(g, rounds=1, decision="chain_tail", roles=RoleBook([ADDER, CHECKER]))
 
 
@@ -113,7 +115,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     heldout = additions(args.heldout, seed=10_000 + args.seed)
     test = additions(args.test, seed=20_000 + args.seed) if args.test else []
     config = RoleGRPOConfig(
-        train_roles=("adder", "checker"),
+        train_roles=("adder", "checker") if args.agents > 1 else ("adder",),
         group_size=args.group,
         problems_per_step=args.problems_per_step,
         steps=args.steps,
@@ -132,7 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         enable_lora=True, max_lora_rank=args.rank, max_loras=4, max_model_len=512, seed=args.seed
     ) as engine:
         trainer = ReportingTrainer(
-            make_team(), train, engine, config, heldout=heldout, out=args.out, test=test
+            make_team(args.agents), train, engine, config, heldout=heldout, out=args.out, test=test
         )
         t_train = time.perf_counter()
         log = await trainer.train(progress=not args.json)
@@ -158,6 +160,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "test_problems": len(test),
         "rollbacks": trainer.guard.rollbacks if trainer.guard is not None else [],
         "guard": config.guard,
+        "agents": args.agents,
         "beta": config.beta,
         "train_team_accuracy": [round(x.team_accuracy, 3) for x in log],
         "seconds_per_step": {p: round(float(np.mean([x.seconds[p] for x in log])), 2) for p in phases},
@@ -167,6 +170,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agents", type=int, choices=[1, 2], default=2, help="2: adder → checker; 1: adder")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--minutes", type=float, default=30.0, help="training time limit")
     ap.add_argument("--group", type=int, default=8)

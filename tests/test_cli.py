@@ -270,6 +270,8 @@ def test_train_graph_and_resume(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         "arith:n=10",
         "--group",
         "4",
+        "--problems-per-step",
+        "1",
         "--rounds",
         "2",
         "--out",

@@ -245,6 +245,28 @@ async def test_scripted_team_trains_both_roles_end_to_end(tokenizer: Any, tmp_pa
     assert (tmp_path / "learning_curve.png").stat().st_size > 0
 
 
+async def test_guard_rolls_a_falling_run_back_to_its_best(tokenizer: Any, tmp_path: Path) -> None:
+    t = scripted_trainer(tokenizer, tmp_path, steps=2)
+    t.config = t.config.model_copy(update={"eval_every": 1})
+    measured = iter([0.50, 0.75, 0.25])  # start, step 1 (the best), step 2 (a collapse)
+    at_best: dict[str, list[torch.Tensor]] = {}
+
+    async def evaluate(problems: Any = None) -> float:
+        acc = next(measured)
+        if acc == 0.75:
+            at_best.update({r: [p.detach().clone() for p in ps] for r, ps in t.policy.params.items()})
+        return acc
+
+    t.evaluate = evaluate  # type: ignore[method-assign]
+    lr = t.policy.optimizer.param_groups[0]["lr"]
+    log = await t.train()
+    assert [x.rolled_back for x in log] == [False, True] and t.guard is not None and t.guard.rollbacks == [2]
+    for r, ps in t.policy.params.items():  # step 2's update is undone: the step-1 adapters are back
+        assert all(torch.equal(a, b) for a, b in zip(ps, at_best[r], strict=True)), r
+    assert t.policy.optimizer.param_groups[0]["lr"] == pytest.approx(lr * t.config.rollback_lr_factor)
+    assert [a for _, a in t.evals] == [0.50, 0.75, 0.25]  # the curve shows the fall it reacted to
+
+
 async def test_resume_continues_exactly(tokenizer: Any, tmp_path: Path) -> None:
     whole = scripted_trainer(tokenizer, tmp_path / "a", steps=3)
     await whole.train()

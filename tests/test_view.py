@@ -111,7 +111,20 @@ def test_a_training_run_shows_its_curves_and_edge_probabilities(tmp_path: Path, 
 
     assert isinstance(browser, WebDriver)
     out = tmp_path / "train"
-    argv = ["train", "graph", "--base", "chain:3", "--dataset", "arith:n=4", "--steps", "3", "--group", "2"]
+    argv = [
+        "train",
+        "graph",
+        "--base",
+        "chain:3",
+        "--dataset",
+        "arith:n=4",
+        "--steps",
+        "3",
+        "--group",
+        "2",
+        "--problems-per-step",
+        "1",
+    ]
     assert main([*argv, "--backend", "scripted", "--scripted", "tests.agents:noisy", "--out", str(out)]) == 0
     steps = collect(out)["steps"]
     assert [s["step"] for s in steps] == [1, 2, 3]

@@ -336,6 +336,7 @@ GRAPH_FIELDS: Fields = {
     "lr": (GRAPH, "learning_rate"),
     "token_cost": (GRAPH, "token_cost"),
     "prune_threshold": (GRAPH, "prune_threshold"),
+    "select_problems": (GRAPH, "select_problems"),
     "checkpoint_every": (GRAPH, "checkpoint_every"),
     "report_to": (GRAPH, "report_to"),
 }
@@ -351,6 +352,8 @@ ROLE_FIELDS: Fields = {
     "alpha": (ROLES, "alpha"),
     "lora_r": (ROLES, "lora_r"),
     "eval_every": (ROLES, "eval_every"),
+    "guard": (ROLES, "guard"),
+    "rollback_drop": (ROLES, "rollback_drop"),
     "minutes": (ROLES, "time_limit_min"),
     "top_p": (ROLES, "top_p"),
     "top_k": (ROLES, "top_k"),

@@ -148,6 +148,7 @@ async def cmd_train_graph(o: Any) -> dict[str, Any]:
         "probabilities": probs,
         "edges_kept": kept,
         "edges_total": base.number_of_edges(),
+        "selection": [{"edges": k, "reward": r} for k, r in trainer.selection],
         "pruned": str(out / "pruned.json"),
         "out": str(out),
     }

@@ -12,8 +12,8 @@ than by a schedule. Why this and not a KL penalty to the base is measured in doc
 ("Stability over a long run").
 
 The weights are kept in memory (a LoRA adapter of the 135M model is ~20 MB), on every process, so
-with several processes each restores its own copy from the same broadcast decision. A resumed run
-starts its guard afresh from its first evaluation.
+with several processes each restores its own copy from the same broadcast decision; they go into
+the trainer's checkpoint, so a resumed run guards exactly as the uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -32,6 +32,18 @@ class Rollback:
     best_step: int = 0
     state: dict[str, torch.Tensor] | None = None
     rollbacks: list[int] = field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best": self.best,
+            "best_step": self.best_step,
+            "state": self.state,
+            "rollbacks": self.rollbacks,
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.best, self.best_step = d["best"], int(d["best_step"])
+        self.state, self.rollbacks = d["state"], list(d["rollbacks"])
 
     def observe(self, accuracy: float, step: int, model: Any, optimizer: torch.optim.Optimizer) -> bool:
         """Record a held-out accuracy; ``True`` when the adapters were rolled back to the best."""

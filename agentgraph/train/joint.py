@@ -137,6 +137,8 @@ class JointTrainer:
         await train_loop(
             self, steps=self.config.steps, checkpoint_every=1, desc="joint GRPO", progress=progress
         )
+        if self.graph.config.select_problems:
+            self.graph.selected = await self.graph.select()  # with the trained adapters serving
         pruned = self.graph.finish()
         if self.roles.heldout and self.roles.evals[-1][0] != self.roles.step:
             await self.roles.evaluate_heldout()

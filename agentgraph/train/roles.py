@@ -354,7 +354,7 @@ class RoleGRPOTrainer:
             return
         acc = await self.evaluate_heldout() if self.main else float("nan")
         entry.heldout_accuracy = acc if self.main else None
-        if self.guard is not None and not last:
+        if self.guard is not None:  # at the last evaluation too: a run never ends on a collapse
             entry.rolled_back = await self.guard_step(acc)
 
     async def guard_step(self, accuracy: float) -> bool:
@@ -457,6 +457,7 @@ class RoleGRPOTrainer:
                 "torch_rng": torch.get_rng_state(),
                 "best": self.best,
                 "evals": self.evals,
+                "guard": self.guard.state_dict() if self.guard is not None else None,
                 "config": self.config.model_dump(),
             },
             tmp / "trainer.pt",
@@ -484,6 +485,8 @@ class RoleGRPOTrainer:
         b = st["best"]
         self.best = (float(b[0]), int(b[1])) if b else None
         self.evals = [(int(s), float(a)) for s, a in st["evals"]]
+        if self.guard is not None and st.get("guard"):
+            self.guard.load_state_dict(st["guard"])
         if self.publisher is not None:
             self.publisher.served = {}
         if self.main:
