@@ -84,6 +84,8 @@ class ReportingTrainer(RoleGRPOTrainer):
         acc = await super().evaluate_heldout()
         if self.test:
             self.tests.append((self.step, await self.evaluate(self.test)))
+            if self.out is not None:  # kept with the run, so --resume continues the curve
+                (self.out / "test_curve.json").write_text(json.dumps(self.tests))
         return acc
 
 
@@ -136,8 +138,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         trainer = ReportingTrainer(
             make_team(args.agents), train, engine, config, heldout=heldout, out=args.out, test=test
         )
+        saved = Path(args.out) / "test_curve.json"
+        if args.resume and saved.is_file():
+            trainer.tests = [(int(st), float(a)) for st, a in json.loads(saved.read_text())]
         t_train = time.perf_counter()
-        log = await trainer.train(progress=not args.json)
+        log = await trainer.train(resume=args.resume, progress=not args.json)
         minutes = (time.perf_counter() - t_train) / 60
     curve = trainer.evals
     phases = ["rollout", "logprob", "backward", "reload"]
@@ -183,6 +188,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--test", type=int, default=0, help="test problems evaluated beside the held-out ones")
     ap.add_argument("--guard", choices=["rollback", "none"], default=RoleGRPOConfig().guard)
     ap.add_argument("--beta", type=float, default=0.0, help="k3 KL coefficient to the base model")
+    ap.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (e.g. with more --steps)"
+    )
     ap.add_argument("--plot", type=Path, default=None, help="also draw the held-out/test curves here")
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
