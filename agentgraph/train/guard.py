@@ -49,7 +49,10 @@ class Rollback:
         """Record a held-out accuracy; ``True`` when the adapters were rolled back to the best."""
         if self.best is None or accuracy > self.best:
             self.best, self.best_step = accuracy, step
-            self.state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            # PEFT freezes the adapters of the roles not active at the moment: keep every LoRA weight
+            self.state = {
+                n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad or "lora_" in n
+            }
             return False
         if self.state is None or accuracy >= self.best - self.drop:
             return False
