@@ -24,40 +24,19 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentgraph.answers import extract, is_correct
-from agentgraph.prompts import build_messages
 from examples.train_roles_arith import ADDER, additions, make_team
 
 
 def trl_steps(args: argparse.Namespace) -> list[float]:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from transformers import TrainerCallback
 
-    from agentgraph.models import provision
-
-    problems = additions(64, seed=args.seed)
-    rows = [
-        {
-            "prompt": [m.model_dump() for m in build_messages(ADDER, p.question, [])],
-            "answer": p.answer,
-        }
-        for p in problems
-    ]
-
-    def reward(completions: list[Any], answer: list[str], **_: Any) -> list[float]:
-        return [
-            float(is_correct(extract(c[-1]["content"]), a)) for c, a in zip(completions, answer, strict=True)
-        ]
+    from examples.trl_adder import trl_adder_trainer
 
     times: list[float] = []
 
@@ -68,32 +47,16 @@ def trl_steps(args: argparse.Namespace) -> list[float]:
         def on_step_end(self, *a: Any, **k: Any) -> None:
             times.append(time.perf_counter() - self.t)
 
-    out = tempfile.mkdtemp(prefix="trl-bench-")
-    config = GRPOConfig(
-        output_dir=out,
-        per_device_train_batch_size=args.group * args.problems,
-        num_generations=args.group,
-        max_completion_length=args.max_tokens,
-        learning_rate=args.lr,
-        beta=0.0,
-        temperature=1.0,
-        max_steps=args.steps,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
+    trainer = trl_adder_trainer(
+        additions(64, seed=args.seed),
+        group=args.group,
+        problems_per_step=args.problems,
+        max_tokens=args.max_tokens,
+        lr=args.lr,
+        rank=args.rank,
+        targets=args.targets,
         seed=args.seed,
-        loss_type="dapo",
-    )
-    model = AutoModelForCausalLM.from_pretrained(provision(), dtype=torch.float32)
-    lora = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, target_modules=list(args.targets))
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[reward],
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        peft_config=lora,
+        max_steps=args.steps,
         callbacks=[Clock()],
     )
     trainer.train()

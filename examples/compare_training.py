@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -95,6 +94,7 @@ class Arm:
         self.minutes = 0.0
         self.final: ag.Metrics | None = None
         self.extra: dict[str, Any] = {}
+        self.saved: list[tuple[float, Path]] = []  # TRL's adapters at the marks: (minutes, path)
 
     def row(self) -> dict[str, Any]:
         m = self.final
@@ -144,29 +144,12 @@ async def drive(
 
 def train_trl(args: argparse.Namespace, train: list[Problem], out: Path, say: Callable[[str], None]) -> Arm:
     """TRL's ``GRPOTrainer`` on the adder for ``minutes``; adapters saved at the evaluation marks."""
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]
+    from transformers import TrainerCallback
 
-    from agentgraph.answers import extract, is_correct
-    from agentgraph.models import provision
-    from agentgraph.prompts import build_messages
-
-    rows = [
-        {"prompt": [m.model_dump() for m in build_messages(ADDER, p.question, [])], "answer": p.answer}
-        for p in train
-    ]
-
-    def reward(completions: list[Any], answer: list[str], **_: Any) -> list[float]:
-        return [
-            float(is_correct(extract(c[-1]["content"]), a)) for c, a in zip(completions, answer, strict=True)
-        ]
+    from examples.trl_adder import trl_adder_trainer
 
     arm = Arm("single+trl")
     marks = [args.minutes * (i + 1) / args.eval_points for i in range(args.eval_points)]
-    saved: list[tuple[float, Path]] = []
 
     class Budget(TrainerCallback):
         spent = 0.0
@@ -182,47 +165,27 @@ def train_trl(args: argparse.Namespace, train: list[Problem], out: Path, say: Ca
                 marks.pop(0)
                 path = out / f"trl-{arm.steps}"
                 model.save_pretrained(str(path))  # the PEFT adapter alone
-                saved.append((self.spent, path))
+                arm.saved.append((self.spent, path))
                 say(f"  single+trl: {self.spent:5.1f} min, {arm.steps} steps, adapter saved")
             if not marks:
                 control.should_training_stop = True
 
-    config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl-arm-"),
-        per_device_train_batch_size=args.group * args.problems_per_step,
-        num_generations=args.group,
-        max_completion_length=args.max_tokens,
-        learning_rate=args.lr,
-        beta=0.0,
-        temperature=1.0,
-        max_steps=100_000,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        seed=args.seed,
-        loss_type="dapo",
-        disable_tqdm=True,
-    )
-    model = AutoModelForCausalLM.from_pretrained(provision(), dtype=torch.float32)
-    lora = LoraConfig(
-        r=args.rank, lora_alpha=2 * args.rank, target_modules=list(RoleGRPOConfig().lora_targets)
-    )
     budget = Budget()
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[reward],  # type: ignore[list-item]
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        peft_config=lora,
+    trainer = trl_adder_trainer(
+        train,
+        group=args.group,
+        problems_per_step=args.problems_per_step,
+        max_tokens=args.max_tokens,
+        lr=args.lr,
+        rank=args.rank,
+        targets=RoleGRPOConfig().lora_targets,
+        seed=args.seed,
+        max_steps=100_000,  # the time budget stops it
         callbacks=[budget],
     )
-    trainer.remove_callback(PrinterCallback)  # keep stdout for the tables and the JSON line
     trainer.train()
     arm.minutes = budget.spent
-    arm.extra["adapters"] = [str(p) for _, p in saved]
-    arm.extra["_saved"] = saved
+    arm.extra["adapters"] = [str(p) for _, p in arm.saved]
     return arm
 
 
@@ -282,15 +245,15 @@ async def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         if "team" in args.arms:
             await base("team", team_topology())
         if trl_arm is not None:
-            for spent, path in trl_arm.extra.pop("_saved"):
+            for spent, path in trl_arm.saved:
                 t = make_team(single_topology(), **greedy)
                 t.adapters = {"adder": Adapter(name=f"trl@{path.name}", path=str(path))}
                 trl_arm.final = await held_out(t, heldout, engine, path.name)
                 trl_arm.curve.append((spent, trl_arm.final.accuracy))
             say(f"  single+trl: held-out {trl_arm.final.accuracy if trl_arm.final else float('nan'):.3f}")
             arms["single+trl"] = trl_arm
-            if trl_arm.extra["adapters"]:
-                last = Path(trl_arm.extra["adapters"][-1])
+            if trl_arm.saved:
+                last = trl_arm.saved[-1][1]
                 await sc3("single+trl sc:3", Adapter(name=f"trl@{last.name}", path=str(last)))
         if "team+roles" in args.arms:
             trainer = RoleGRPOTrainer(

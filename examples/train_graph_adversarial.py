@@ -194,15 +194,31 @@ def _seed_job(job: tuple[argparse.Namespace, int]) -> dict[str, float]:
 
 
 def grid(args: argparse.Namespace) -> dict[str, object]:
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     settings = [(k, x, p) for k, x in GRID_TEAMS for p in GRID_P]
     jobs = []
     for k, x, p in settings:
         a = argparse.Namespace(**{**vars(args), "k": k, "adversaries": x, "p": p, "persuadable": True})
         jobs += [(a, args.seed + s) for s in range(args.seeds)]
+    results: list[dict[str, float]] = [{} for _ in jobs]
+    t0 = time.perf_counter()
+    # The grid takes tens of minutes: one line per finished seed on stderr keeps stdout's table and
+    # JSON clean. Largest teams first, so the slowest jobs do not start last and idle the pool.
+    order = sorted(range(len(jobs)), key=lambda i: -(jobs[i][0].k + jobs[i][0].adversaries))
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(_seed_job, jobs))
+        futures = {pool.submit(_seed_job, jobs[i]): i for i in order}
+        for done, fut in enumerate(as_completed(futures), 1):
+            i = futures[fut]
+            results[i] = r = fut.result()
+            a = jobs[i][0]
+            print(
+                f"[{done}/{len(jobs)} {time.perf_counter() - t0:6.0f}s] {a.k}t+{a.adversaries}x p={a.p}"
+                f" seed {jobs[i][1]}: pruned {r['accuracy_pruned']:.3f},"
+                f" truthful-only {r['accuracy_truthful_only']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
     rows = []
     for i, (k, x, p) in enumerate(settings):
         rs = results[i * args.seeds : (i + 1) * args.seeds]
