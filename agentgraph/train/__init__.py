@@ -3,8 +3,9 @@
 
 One module per concern: ``config`` (every setting, with help), ``credit`` (rewards and group
 advantages), ``policy`` (the LoRA policy, log-probs, the update), ``adapters`` (save, publish,
-export, load), ``loop`` (progress, step log, checkpoint cadence, atomic writes), and one module per
-trainer over them.
+export, load), ``loop`` (progress, step log, checkpoint cadence, atomic writes), ``checkpoint`` (role
+checkpoints), ``guard`` (rollback to the best adapters), ``curves`` (learning-curve plots), and one
+module per trainer over them.
 """
 
 from agentgraph.train.adapters import load_adapters

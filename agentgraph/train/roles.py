@@ -19,7 +19,8 @@ and several turns per session, so credit is given per *turn*:
 - **held-out evaluation** every ``eval_every`` steps (greedy); the best adapters are kept
   (``best/``), and the guard (:mod:`agentgraph.train.guard`, on by default) rolls the run back to
   them when held-out accuracy falls, because GRPO on a tiny model learns fast and can collapse later;
-- **checkpoints** (adapters, optimizer, step, RNG, best) are written atomically; ``resume=True``
+- **checkpoints** (adapters, optimizer, step, RNG, best; :mod:`agentgraph.train.checkpoint`) are
+  written atomically; ``resume=True``
   continues from the last one and trims the log to it.
 
 Rollouts must carry the policy model's token ids: the vLLM backend does, and the scripted backend does
@@ -45,7 +46,6 @@ from __future__ import annotations
 
 import copy
 import random
-import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -65,6 +65,7 @@ from agentgraph.evaluation import evaluate
 from agentgraph.sampling import SamplingOverrides
 from agentgraph.team import Team
 from agentgraph.train.adapters import Publisher, export_index, save_adapters
+from agentgraph.train.checkpoint import load_role_checkpoint, save_role_checkpoint
 from agentgraph.train.config import RoleGRPOConfig
 from agentgraph.train.credit import group_advantages, turn_rewards
 from agentgraph.train.curves import role_curves
@@ -72,8 +73,6 @@ from agentgraph.train.guard import Rollback
 from agentgraph.train.loop import (
     StepRecord,
     append_log,
-    find_dir,
-    replace_dir_atomic,
     train_loop,
     trim_log,
 )
@@ -445,39 +444,25 @@ class RoleGRPOTrainer:
     def save_checkpoint(self) -> Path | None:
         if self.out is None or not self.main:
             return None
-        tmp = self.out / "checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.policy.model.save_pretrained(tmp / "adapters", selected_adapters=list(self.config.train_roles))
-        torch.save(
-            {
-                "step": self.step,
-                "optimizer": self.policy.optimizer.state_dict(),
-                "rng": self.rng.getstate(),
-                "torch_rng": torch.get_rng_state(),
-                "best": self.best,
-                "evals": self.evals,
-                "guard": self.guard.state_dict() if self.guard is not None else None,
-                "config": self.config.model_dump(),
-            },
-            tmp / "trainer.pt",
-        )
-        replace_dir_atomic(tmp, self.out / "checkpoint")
-        return self.out / "checkpoint"
+        state = {
+            "step": self.step,
+            "optimizer": self.policy.optimizer.state_dict(),
+            "rng": self.rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "best": self.best,
+            "evals": self.evals,
+            "guard": self.guard.state_dict() if self.guard is not None else None,
+            "config": self.config.model_dump(),
+        }
+        return save_role_checkpoint(self.out, self.policy.model, self.config.train_roles, state)
 
     def load_checkpoint(self) -> bool:
-        from safetensors.torch import load_file
-
-        if self.out is None:
+        found = load_role_checkpoint(self.out, self.config.train_roles) if self.out is not None else None
+        if found is None:
             return False
-        folder = find_dir(self.out / "checkpoint")
-        if not (folder / "trainer.pt").exists():
-            return False
-        st = torch.load(folder / "trainer.pt", weights_only=False, map_location="cpu")
-        if tuple(st["config"]["train_roles"]) != self.config.train_roles:
-            raise ConfigError("resume", "the checkpoint trained other roles", "use the same --train-roles")
-        for r in self.config.train_roles:
-            self.policy.load_weights(r, load_file(str(folder / "adapters" / r / "adapter_model.safetensors")))
+        weights, st = found
+        for role, w in weights.items():
+            self.policy.load_weights(role, w)
         self.policy.optimizer.load_state_dict(st["optimizer"])
         self.rng.setstate(st["rng"])
         torch.set_rng_state(st["torch_rng"])
@@ -489,7 +474,7 @@ class RoleGRPOTrainer:
             self.guard.load_state_dict(st["guard"])
         if self.publisher is not None:
             self.publisher.served = {}
-        if self.main:
+        if self.main and self.out is not None:
             self.log = trim_log(self.out / "log.jsonl", RoleStepLog, self.step)
         self.accelerator.wait_for_everyone()  # no process trains on before every one has loaded
         return True
