@@ -66,8 +66,18 @@ class GraphGRPOConfig(BaseModel):
         200,
         ge=0,
         description="final graph: chosen on this many training problems (the best of the most-probable-k "
-        "graphs, then edges removed while that does no harm; ~(edges + kept) × this many sessions); "
+        "graphs, then edges removed and absent edges added back by select_se; ~(2 × edges + kept) × this "
+        "many sessions); "
         "0: threshold / top-k alone",
+    )
+    select_se: float = Field(
+        0.0,
+        ge=0,
+        description="final graph: an edge stays or comes back only when it raises the selection reward "
+        "by more than this many standard errors of the paired difference (0: any gain)",
+    )
+    select_rounds: int = Field(
+        2, ge=1, description="final graph: rounds of adding then removing edges one at a time (stops early)"
     )
     select_min_p: float = Field(
         0.2, ge=0, le=1, description="graphs tried by select_problems stop at edges below this probability"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,17 +197,31 @@ class GraphGRPOTrainer:
     async def select(self) -> Topology:
         """The final graph, chosen by running graphs on ``select_problems`` training problems.
 
-        First the nested candidates (the k most probable edges, every k), then one backward pass
-        over the best one's edges, least probable first: an edge goes when the graph without it does
-        at least as well. Every graph meets the same problems under the same session ids, so a
-        seeded backend draws the same samples for each (common random numbers): the comparisons are
-        paired, and an edge that only correlates two agents' answers shows up as a loss.
+        Every graph meets the same problems under the same session ids, so a seeded backend draws
+        the same samples for each (common random numbers) and two graphs are compared by the paired
+        per-problem difference of their rewards. An edge must earn its place by more than
+        ``select_se`` standard errors of that difference (Breiman's one-standard-error rule): with
+        dozens of comparisons on a few hundred problems, a plain "higher is better" keeps edges that
+        won by chance — on the persuadable setting, truthful → truthful edges whose correlated votes
+        cost accuracy on fresh problems.
+
+        1. Nested candidates (the k most probable edges, every k): the fewest edges within the margin
+           of the best of them.
+        2. Addition, most probable absent edge first: an edge comes in when it is better by the
+           margin. The learner can push a needed edge down — a later agent's edge to the decision is
+           cut while adversaries persuade that agent, and once it is cut nothing rewards cutting the
+           adversaries' edges into it — a local optimum no removal leaves.
+        3. Removal, least probable edge first: an edge goes unless keeping it is better by the margin.
+        4. Steps 2–3 again (at most ``select_rounds`` times) while either changed the graph: an edge
+           can help only once another is gone (a truthful agent's vote, once the adversaries' edges
+           into it are cut), and votes come in pairs (with plurality voting and random ties, two
+           voters do no better than one, three do), so addition runs before removal as well as after.
         """
         c = self.config
         rng = random.Random(c.seed + 1)
         problems = rng.sample(self.problems, min(c.select_problems, len(self.problems)))
 
-        async def score(g: Topology) -> float:
+        async def score(g: Topology) -> np.ndarray:
             rs = await asyncio.gather(
                 *(
                     scheduler.solve(
@@ -216,24 +230,57 @@ class GraphGRPOTrainer:
                     for p in problems
                 )
             )
-            r = float(np.mean([self.reward(x) for x in rs]))
-            self.selection.append((sum(len(g.edges_of(k)) for k in c.learn), r))
+            r = np.array([self.reward(x) for x in rs], dtype=float)
+            self.selection.append((sum(len(g.edges_of(k)) for k in c.learn), float(r.mean())))
             return r
+
+        def better(a: np.ndarray, b: np.ndarray) -> bool:
+            """``a`` beats ``b`` by more than the margin (paired, per problem)."""
+            d = a - b
+            se = float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+            return float(d.mean()) > max(c.select_se * se, 1e-9)
 
         graphs = self.candidates()
         scores = [await score(g) for g in graphs]
-        k = max(range(len(graphs)), key=lambda i: (round(scores[i], 9), -i))
-        best, best_score = graphs[k], scores[k]
+        top = max(range(len(graphs)), key=lambda i: (round(float(scores[i].mean()), 9), -i))
+        k = next(i for i in range(len(graphs)) if not better(scores[top], scores[i]))
+        best, best_r = graphs[k], scores[k]
         prob = self.probabilities()
-        learned = sorted(
-            (e for e in best.edges(keys=True) if e[2] in c.learn and best.edges[e]["logit"] is not None),
-            key=lambda e: prob.get(edge_name(e), 0.0),
-        )
-        for e in learned:
-            trial = best.keep_edges(x for x in best.edges(keys=True) if x != e)
-            s = await score(trial)
-            if round(s, 9) >= round(best_score, 9):
-                best, best_score = trial, s
+
+        def by_p(edges: Iterable[EdgeKey], reverse: bool = False) -> list[EdgeKey]:
+            return sorted(edges, key=lambda e: prob.get(edge_name(e), 0.0), reverse=reverse)
+
+        async def removals(best: Topology, best_r: np.ndarray) -> tuple[Topology, np.ndarray, bool]:
+            changed = False
+            learned = (e for e in best.edges(keys=True) if e[2] in c.learn)
+            for e in by_p(e for e in learned if best.edges[e]["logit"] is not None):
+                trial = best.keep_edges(x for x in best.edges(keys=True) if x != e)
+                r = await score(trial)
+                if not better(best_r, r):
+                    best, best_r, changed = trial, r, True
+            return best, best_r, changed
+
+        async def additions(best: Topology, best_r: np.ndarray) -> tuple[Topology, np.ndarray, bool]:
+            added = False
+            absent = [
+                e
+                for e, on in zip(self.edges, self.active.tolist(), strict=True)
+                if on and e[0] in best and e[1] in best and not best.has_edge(*e)
+            ]
+            for e in by_p(absent, reverse=True):
+                trial = best.copy()
+                pe = min(max(prob.get(edge_name(e), 0.5), 1e-9), 1 - 1e-9)
+                trial.add_edge(*e[:2], key=e[2], **{**self.base.edges[e], "logit": math.log(pe / (1 - pe))})
+                r = await score(trial)
+                if better(r, best_r):
+                    best, best_r, added = trial, r, True
+            return best, best_r, added
+
+        for _ in range(c.select_rounds):
+            best, best_r, added = await additions(best, best_r)
+            best, best_r, removed = await removals(best, best_r)
+            if not (added or removed):
+                break
         best.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
         return best
 
