@@ -337,6 +337,7 @@ GRAPH_FIELDS: Fields = {
     "token_cost": (GRAPH, "token_cost"),
     "prune_threshold": (GRAPH, "prune_threshold"),
     "select_problems": (GRAPH, "select_problems"),
+    "select_se": (GRAPH, "select_se"),
     "checkpoint_every": (GRAPH, "checkpoint_every"),
     "report_to": (GRAPH, "report_to"),
 }
