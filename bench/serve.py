@@ -29,7 +29,7 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.test_serve import start  # noqa: E402  (the tests' launcher: one way to start a server)
+from tests.servers import start_serve as start  # noqa: E402  (one way to start a server)
 
 
 async def load(url: str, model: str, clients: int, total: int) -> tuple[list[float], float, int]:

@@ -15,6 +15,8 @@ import pytest
 
 from agentgraph.models import provision
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -70,3 +72,31 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def start_serve(
+    tmp: Path, *args: str, env: dict[str, str] | None = None, backend: str = "scripted", timeout: float = 60
+) -> tuple[subprocess.Popen[str], str]:
+    """`agentgraph serve` as a subprocess on a free loopback port, its log in ``tmp``; (process, URL)
+    once it answers ``/v1/models``."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "agentgraph", "serve", "--backend", backend, "--port", str(port)]
+    log = (tmp / f"serve-{port}.log").open("w")
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp / f"run-{port}"), *args],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError((tmp / f"serve-{port}.log").read_text())

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,36 +14,9 @@ import openai
 import pytest
 
 from agentgraph import load
-from tests.servers import free_port
+from tests.servers import start_serve as start
 
-ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = [{"role": "user", "content": "What is 12 + 30?"}]
-
-
-def start(
-    tmp: Path, *args: str, env: dict[str, str] | None = None, backend: str = "scripted", timeout: float = 60
-) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "agentgraph", "serve", "--backend", backend, "--port", str(port)]
-    log = (tmp / f"serve-{port}.log").open("w")
-    proc = subprocess.Popen(
-        [*cmd, "--out", str(tmp / f"run-{port}"), *args],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError((tmp / f"serve-{port}.log").read_text())
 
 
 @pytest.fixture(scope="module")
