@@ -11,7 +11,6 @@ import pytest
 
 import agentgraph as ag
 from agentgraph.backends import VLLM
-from agentgraph.models import provision
 from agentgraph.presets import choose
 from agentgraph.thinking import detect
 from tests.conftest import GPU_SHARE
@@ -61,21 +60,17 @@ async def test_budget_forcing_on_the_real_engine(thinking_engine: VLLM) -> None:
 def _tiny_r1(root: Path) -> Path:
     """A 2-layer random-weight Qwen2 model with the embedded tokenizer and an R1-style template;
     its directory name selects the r1-distill preset."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from bench.train_memory import tiny_model
 
-    out = root / "tiny-R1-Distill-Qwen"
-    tok = AutoTokenizer.from_pretrained(provision())
-    tok.chat_template = THINK_TEMPLATE.read_text()
-    config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,  # head_dim 64
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(config).save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    return out
+    return Path(
+        tiny_model(
+            root,
+            name="tiny-R1-Distill-Qwen",
+            chat_template=THINK_TEMPLATE.read_text(),
+            max_positions=1024,
+            tie_word_embeddings=True,
+        )
+    )
 
 
 async def test_engine_settings_reach_the_running_engine(tmp_path: Path) -> None:
