@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,6 +147,36 @@ async def test_select_adds_back_a_decision_edge_the_learner_pushed_down() -> Non
     )
     strict.logits = t.logits
     assert len((await strict.select()).edges_of("spatial")) < 3  # no gain clears a 50-SE margin
+
+
+async def test_stepwise_selection_adds_the_third_voter_before_removing() -> None:
+    # plurality with random ties: two voters are no better than one, three are. From the nested best
+    # {a, b}, removal first would cut to one voter and no single addition could help any more.
+    from agentgraph.train.selection import stepwise
+
+    base = ag.Topology()
+    base.add_agent("d", root=True)
+    for a in "abc":
+        base.add_agent(a)
+        base.add_spatial(a, "d", logit=0.0)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, 400)
+    by_voters = {0: 0.0, 1: 0.6, 2: 0.6, 3: 0.8}
+
+    async def score(g: ag.Topology) -> np.ndarray:
+        return by_voters[len(g.edges_of("spatial"))] + noise
+
+    prob = {("a", "d", "spatial"): 0.9, ("b", "d", "spatial"): 0.8, ("c", "d", "spatial"): 0.1}
+    nested = [base.keep_edges(list(prob)[:k]) for k in range(3)]
+    pool = list(prob)
+    chosen = await stepwise(nested, pool, base, prob.__getitem__, score, kinds=("spatial",))
+    assert len(chosen.edges_of("spatial")) == 3
+
+    async def unpaired(g: ag.Topology) -> np.ndarray:  # sd 0.3 per problem: the 0.2 gain is ~10 SE
+        return by_voters[len(g.edges_of("spatial"))] + rng.normal(0, 0.3, 400)
+
+    strict = await stepwise(nested, pool, base, prob.__getitem__, unpaired, kinds=("spatial",), se=20)
+    assert len(strict.edges_of("spatial")) == 1  # the third voter does not clear 20 SE; one voter does
 
 
 def test_rollback_guard_restores_the_best_adapters() -> None:

@@ -4,8 +4,8 @@
 One module per concern: ``config`` (every setting, with help), ``credit`` (rewards and group
 advantages), ``policy`` (the LoRA policy, log-probs, the update), ``adapters`` (save, publish,
 export, load), ``loop`` (progress, step log, checkpoint cadence, atomic writes), ``checkpoint`` (role
-checkpoints), ``guard`` (rollback to the best adapters), ``curves`` (learning-curve plots), and one
-module per trainer over them.
+checkpoints), ``selection`` (graph GRPO's final graph), ``guard`` (rollback to the best adapters),
+``curves`` (learning-curve plots), and one module per trainer over them.
 """
 
 from agentgraph.train.adapters import load_adapters

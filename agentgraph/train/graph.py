@@ -10,13 +10,9 @@ logits. All sessions of a step are in flight together.
 At the end — or every ``prune_every`` steps with ``prune_ratio`` (AgentPrune-style iterative
 magnitude pruning: drop the ``max(1, round(ρ·n_active))`` lowest logits; masks never regrow) — the
 learned graph is pruned to a deterministic evaluation graph (threshold or top-k). With
-``select_problems`` the final graph is instead chosen by running the candidates: the graphs of the
-k most probable edges, for every k down to ``select_min_p``, each on the same training problems; the
-best mean reward wins, ties going to fewer edges. This is what makes the result robust when agents
-can be persuaded: while the truthful → decision edges are still sampled, truthful → truthful edges
-route information around a dropped edge and so keep a positive gradient, and they fall below 0.5
-only long after the truthful → decision edges have saturated; the ranking is right long before the
-threshold is (measured in docs/benchmarks.md, "Robust graph learning").
+``select_problems`` the final graph is instead chosen by running graphs on training problems
+(:mod:`agentgraph.train.selection`: the nested graphs of the k most probable edges, then edges added
+and removed one at a time), which is what makes the result robust when agents can be persuaded.
 
 Checkpoints (logits, Adam state, step, RNG state, log) are written atomically every
 ``checkpoint_every`` steps; ``resume=True`` continues from the last one.
@@ -27,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +40,7 @@ from agentgraph.topology import Topology
 from agentgraph.train.config import GraphGRPOConfig
 from agentgraph.train.credit import advantages, session_reward
 from agentgraph.train.loop import StepRecord, append_log, train_loop, trim_log
+from agentgraph.train.selection import stepwise
 from agentgraph.train.trackers import Tracker
 from agentgraph.transcript import SessionResult
 
@@ -195,28 +192,8 @@ class GraphGRPOTrainer:
         return [g.prune(keep=k, kinds=c.learn) for k in range(n + 1)]
 
     async def select(self) -> Topology:
-        """The final graph, chosen by running graphs on ``select_problems`` training problems.
-
-        Every graph meets the same problems under the same session ids, so a seeded backend draws
-        the same samples for each (common random numbers) and two graphs are compared by the paired
-        per-problem difference of their rewards. An edge must earn its place by more than
-        ``select_se`` standard errors of that difference (Breiman's one-standard-error rule): with
-        dozens of comparisons on a few hundred problems, a plain "higher is better" keeps edges that
-        won by chance — on the persuadable setting, truthful → truthful edges whose correlated votes
-        cost accuracy on fresh problems.
-
-        1. Nested candidates (the k most probable edges, every k): the fewest edges within the margin
-           of the best of them.
-        2. Addition, most probable absent edge first: an edge comes in when it is better by the
-           margin. The learner can push a needed edge down — a later agent's edge to the decision is
-           cut while adversaries persuade that agent, and once it is cut nothing rewards cutting the
-           adversaries' edges into it — a local optimum no removal leaves.
-        3. Removal, least probable edge first: an edge goes unless keeping it is better by the margin.
-        4. Steps 2–3 again (at most ``select_rounds`` times) while either changed the graph: an edge
-           can help only once another is gone (a truthful agent's vote, once the adversaries' edges
-           into it are cut), and votes come in pairs (with plurality voting and random ties, two
-           voters do no better than one, three do), so addition runs before removal as well as after.
-        """
+        """The final graph, chosen by running graphs (:func:`agentgraph.train.selection.stepwise`) on
+        ``select_problems`` training problems, each under the same session id in every graph."""
         c = self.config
         rng = random.Random(c.seed + 1)
         problems = rng.sample(self.problems, min(c.select_problems, len(self.problems)))
@@ -234,53 +211,17 @@ class GraphGRPOTrainer:
             self.selection.append((sum(len(g.edges_of(k)) for k in c.learn), float(r.mean())))
             return r
 
-        def better(a: np.ndarray, b: np.ndarray) -> bool:
-            """``a`` beats ``b`` by more than the margin (paired, per problem)."""
-            d = a - b
-            se = float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
-            return float(d.mean()) > max(c.select_se * se, 1e-9)
-
-        graphs = self.candidates()
-        scores = [await score(g) for g in graphs]
-        top = max(range(len(graphs)), key=lambda i: (round(float(scores[i].mean()), 9), -i))
-        k = next(i for i in range(len(graphs)) if not better(scores[top], scores[i]))
-        best, best_r = graphs[k], scores[k]
         prob = self.probabilities()
-
-        def by_p(edges: Iterable[EdgeKey], reverse: bool = False) -> list[EdgeKey]:
-            return sorted(edges, key=lambda e: prob.get(edge_name(e), 0.0), reverse=reverse)
-
-        async def removals(best: Topology, best_r: np.ndarray) -> tuple[Topology, np.ndarray, bool]:
-            changed = False
-            learned = (e for e in best.edges(keys=True) if e[2] in c.learn)
-            for e in by_p(e for e in learned if best.edges[e]["logit"] is not None):
-                trial = best.keep_edges(x for x in best.edges(keys=True) if x != e)
-                r = await score(trial)
-                if not better(best_r, r):
-                    best, best_r, changed = trial, r, True
-            return best, best_r, changed
-
-        async def additions(best: Topology, best_r: np.ndarray) -> tuple[Topology, np.ndarray, bool]:
-            added = False
-            absent = [
-                e
-                for e, on in zip(self.edges, self.active.tolist(), strict=True)
-                if on and e[0] in best and e[1] in best and not best.has_edge(*e)
-            ]
-            for e in by_p(absent, reverse=True):
-                trial = best.copy()
-                pe = min(max(prob.get(edge_name(e), 0.5), 1e-9), 1 - 1e-9)
-                trial.add_edge(*e[:2], key=e[2], **{**self.base.edges[e], "logit": math.log(pe / (1 - pe))})
-                r = await score(trial)
-                if better(r, best_r):
-                    best, best_r, added = trial, r, True
-            return best, best_r, added
-
-        for _ in range(c.select_rounds):
-            best, best_r, added = await additions(best, best_r)
-            best, best_r, removed = await removals(best, best_r)
-            if not (added or removed):
-                break
+        best = await stepwise(
+            self.candidates(),
+            [e for e, on in zip(self.edges, self.active.tolist(), strict=True) if on],
+            self.base,
+            lambda e: prob.get(edge_name(e), 0.0),
+            score,
+            kinds=c.learn,
+            se=c.select_se,
+            rounds=c.select_rounds,
+        )
         best.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
         return best
 
