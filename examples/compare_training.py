@@ -108,6 +108,7 @@ class Arm:
             "tokens_per_problem": round(m.prompt_tokens_per_problem + m.completion_tokens_per_problem, 1),
             "steps": self.steps,
             "curve": [[round(x, 2), a] for x, a in self.curve],
+            **({"adapters": [str(p) for _, p in self.saved]} if self.saved else {}),
             **self.extra,
         }
 
@@ -185,7 +186,6 @@ def train_trl(args: argparse.Namespace, train: list[Problem], out: Path, say: Ca
     )
     trainer.train()
     arm.minutes = budget.spent
-    arm.extra["adapters"] = [str(p) for _, p in arm.saved]
     return arm
 
 

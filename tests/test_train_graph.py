@@ -98,21 +98,26 @@ def test_adversarial_setting_one_seed(capsys: pytest.CaptureFixture[str]) -> Non
     assert j["accuracy_full"] < 0.5
 
 
-async def test_select_finds_the_truthful_graph_the_threshold_misses() -> None:
-    # the persuadable local optimum: truthful -> truthful edges still above 0.5 while the truthful ->
-    # decision edges are learned; the threshold keeps them (correlated votes), selection must not
+def persuadable_trainer(learned: dict[str, float], **config: float) -> GraphGRPOTrainer:
+    """3 truthful (p 0.8) + 3 persuading adversaries, with these edge logits (every other edge −3)."""
     from examples.train_graph_adversarial import base_topology, make_backend, make_problems, team
 
-    base = base_topology(3, 3)
     problems, gold = make_problems(400, 0, "train")
     backend = make_backend(gold, 0.8, persuadable=True, seed=0)
-    t = GraphGRPOTrainer(
-        base, problems, backend, GraphGRPOConfig(select_problems=200, seed=0), make_team=team
-    )
-    learned = {"t0->decision": 3.0, "t1->decision": 2.0, "t2->decision": 1.5, "t0->t1": 1.0, "t1->t2": 0.8}
+    cfg = GraphGRPOConfig(select_problems=200, seed=0, **config)
+    t = GraphGRPOTrainer(base_topology(3, 3), problems, backend, cfg, make_team=team)
     with torch.no_grad():
         for i, (u, v, _) in enumerate(t.edges):
             t.logits[i] = learned.get(f"{u}->{v}", -3.0)
+    return t
+
+
+async def test_select_finds_the_truthful_graph_the_threshold_misses() -> None:
+    # the persuadable local optimum: truthful -> truthful edges still above 0.5 while the truthful ->
+    # decision edges are learned; the threshold keeps them (correlated votes), selection must not
+    t = persuadable_trainer(
+        {"t0->decision": 3.0, "t1->decision": 2.0, "t2->decision": 1.5, "t0->t1": 1.0, "t1->t2": 0.8}
+    )
     truthful = {("t0", "decision"), ("t1", "decision"), ("t2", "decision")}
     assert set(t.pruned().edges_of("spatial")) == truthful | {("t0", "t1"), ("t1", "t2")}
     chosen = await t.select()
@@ -125,27 +130,14 @@ async def test_select_finds_the_truthful_graph_the_threshold_misses() -> None:
 async def test_select_adds_back_a_decision_edge_the_learner_pushed_down() -> None:
     # the other persuadable local optimum: t2 -> decision was cut while adversaries still persuaded
     # t2, so its low probability survives; no removal can reach the truthful graph, an addition can
-    from examples.train_graph_adversarial import base_topology, make_backend, make_problems, team
-
-    base = base_topology(3, 3)
-    problems, gold = make_problems(400, 0, "train")
-    backend = make_backend(gold, 0.8, persuadable=True, seed=0)
-    t = GraphGRPOTrainer(
-        base, problems, backend, GraphGRPOConfig(select_problems=200, seed=0), make_team=team
-    )
     learned = {"t0->decision": 3.0, "t1->decision": 2.0, "t2->decision": -2.5}
-    with torch.no_grad():
-        for i, (u, v, _) in enumerate(t.edges):
-            t.logits[i] = learned.get(f"{u}->{v}", -3.0)
+    t = persuadable_trainer(learned)
     chosen = await t.select()
     assert set(chosen.edges_of("spatial")) == {("t0", "decision"), ("t1", "decision"), ("t2", "decision")}
     nested = len(t.candidates())
     assert nested == 3  # 0, 1 or 2 edges: the needed edge was below select_min_p
     assert max(r for k, r in t.selection[:nested]) < max(r for k, r in t.selection if k == 3)
-    strict = GraphGRPOTrainer(
-        base, problems, backend, GraphGRPOConfig(select_problems=200, seed=0, select_se=50.0), make_team=team
-    )
-    strict.logits = t.logits
+    strict = persuadable_trainer(learned, select_se=50.0)
     assert len((await strict.select()).edges_of("spatial")) < 3  # no gain clears a 50-SE margin
 
 

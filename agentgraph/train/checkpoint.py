@@ -20,12 +20,13 @@ from agentgraph.train.loop import find_dir, replace_dir_atomic
 
 
 def save_role_checkpoint(out: Path, model: Any, roles: Sequence[str], state: dict[str, Any]) -> Path:
-    """Write the adapters of ``roles`` from the PEFT ``model`` and ``state``; the checkpoint folder."""
+    """Write the adapters of ``roles`` from the PEFT ``model`` and ``state`` (whose ``config`` names the
+    trained roles, checked on load); the checkpoint folder."""
     tmp = out / "checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp / "adapters", selected_adapters=list(roles))
-    torch.save({**state, "train_roles": list(roles)}, tmp / "trainer.pt")
+    torch.save(state, tmp / "trainer.pt")
     replace_dir_atomic(tmp, out / "checkpoint")
     return out / "checkpoint"
 
@@ -43,8 +44,7 @@ def load_role_checkpoint(
     if not (folder / "trainer.pt").exists():
         return None
     state: dict[str, Any] = torch.load(folder / "trainer.pt", weights_only=False, map_location="cpu")
-    saved = state.get("train_roles", state["config"]["train_roles"])  # older checkpoints: in the config
-    if tuple(saved) != tuple(roles):
+    if tuple(state["config"]["train_roles"]) != tuple(roles):
         raise ConfigError("resume", "the checkpoint trained other roles", "use the same --train-roles")
     weights = {r: load_file(str(folder / "adapters" / r / "adapter_model.safetensors")) for r in roles}
     return weights, state

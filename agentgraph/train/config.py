@@ -66,8 +66,8 @@ class GraphGRPOConfig(BaseModel):
         200,
         ge=0,
         description="final graph: chosen on this many training problems (the best of the most-probable-k "
-        "graphs, then edges added and removed one at a time while that helps; about (nested + 2 × "
-        "(edges + kept)) × this many sessions); "
+        "graphs, then edges added and removed one at a time while that helps; about (nested + "
+        "select_rounds × edges) × this many sessions); "
         "0: threshold / top-k alone",
     )
     select_se: float = Field(

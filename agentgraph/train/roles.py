@@ -20,8 +20,7 @@ and several turns per session, so credit is given per *turn*:
   (``best/``), and the guard (:mod:`agentgraph.train.guard`, on by default) rolls the run back to
   them when held-out accuracy falls, because GRPO on a tiny model learns fast and can collapse later;
 - **checkpoints** (adapters, optimizer, step, RNG, best; :mod:`agentgraph.train.checkpoint`) are
-  written atomically; ``resume=True``
-  continues from the last one and trims the log to it.
+  written atomically; ``resume=True`` continues from the last one and trims the log to it.
 
 Rollouts must carry the policy model's token ids: the vLLM backend does, and the scripted backend does
 when given the model's tokenizer (``Scripted(tokenizer=...)``). Rollouts sample with the configured
