@@ -19,8 +19,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from agentgraph import backends
-from agentgraph.answers import answer_key, extract, is_correct
-from agentgraph.builders import (
+from agentgraph.core.answers import answer_key, extract, is_correct
+from agentgraph.core.errors import BackendError, ConfigError
+from agentgraph.core.messages import ChatMessage, Decision, Turn, Usage
+from agentgraph.core.retry import RetryPolicy
+from agentgraph.core.sampling import Sampling, SamplingOverrides
+from agentgraph.engine.scheduler import solve, solve_many
+from agentgraph.engine.transcript import SessionResult, TranscriptWriter, load
+from agentgraph.eval.datasets import Problem, load_dataset
+from agentgraph.eval.evaluation import compare, evaluate
+from agentgraph.eval.metrics import Metrics
+from agentgraph.graph.generators import (
     beam,
     best_of,
     chain,
@@ -34,21 +43,12 @@ from agentgraph.builders import (
     star,
     tree,
 )
-from agentgraph.datasets import Problem, load_dataset
-from agentgraph.decisions import DecisionRule
-from agentgraph.errors import BackendError, ConfigError
-from agentgraph.evaluation import compare, evaluate
-from agentgraph.inter_round import InterRound
-from agentgraph.messages import ChatMessage, Decision, Turn, Usage
-from agentgraph.metrics import Metrics
-from agentgraph.retry import RetryPolicy
-from agentgraph.roles import Role, RoleBook
-from agentgraph.sampling import Sampling, SamplingOverrides
-from agentgraph.scheduler import solve, solve_many
-from agentgraph.shapes import Beam, Cascade, shape
-from agentgraph.team import Team
-from agentgraph.topology import Topology
-from agentgraph.transcript import SessionResult, TranscriptWriter, load
+from agentgraph.graph.topology import Topology
+from agentgraph.protocol.decisions import DecisionRule
+from agentgraph.protocol.inter_round import InterRound
+from agentgraph.roles.book import Role, RoleBook
+from agentgraph.shapes.build import Beam, Cascade, shape
+from agentgraph.team.team import Team
 
 if TYPE_CHECKING:
     from agentgraph.train import (

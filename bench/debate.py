@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, OpenAI
-from agentgraph.datasets import arith
-from agentgraph.prompts import PeerView, build_messages
-from roles import RoleBook
+from agentgraph.eval.datasets import arith
+from agentgraph.graph.generators import full
+from agentgraph.roles.book import RoleBook
+from agentgraph.roles.prompts import PeerView, build_messages
 from tests.servers import free_port, start_server, stop, wait_healthy
-from topologies import full
 
 AGENTS, ROUNDS = 3, 2
 

@@ -32,7 +32,7 @@ async def measure(prompts: int, max_tokens: int) -> dict[str, float]:
 
     import agentgraph as ag
     from agentgraph.backends import VLLM, Adapter, GenerationRequest
-    from agentgraph.models import provision
+    from agentgraph.core.models import provision
     from agentgraph.train.config import LORA_TARGETS
 
     folder = Path(tempfile.mkdtemp(prefix="lora-bench-"))

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, GenerationRequest
-from agentgraph.datasets import arith
-from agentgraph.prompts import PeerView, build_messages
-from roles import RoleBook
+from agentgraph.eval.datasets import arith
+from agentgraph.roles.book import RoleBook
+from agentgraph.roles.prompts import PeerView, build_messages
 
 AGENTS = 3
 

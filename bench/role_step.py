@@ -66,9 +66,9 @@ def trl_steps(args: argparse.Namespace) -> list[float]:
 async def our_steps(args: argparse.Namespace) -> list[dict[str, float]]:
     import agentgraph as ag
     from agentgraph.backends import VLLM
+    from agentgraph.graph.generators import single
+    from agentgraph.roles.book import RoleBook
     from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer
-    from roles import RoleBook
-    from topologies import single
 
     config = RoleGRPOConfig(
         train_roles=("adder",),

@@ -27,7 +27,7 @@ import tracemalloc
 
 import agentgraph as ag
 from agentgraph.backends import Scripted
-from topologies import full
+from agentgraph.graph.generators import full
 
 
 def answer(call: object) -> str:

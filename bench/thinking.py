@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, Backend, Scripted, ScriptedCall
-from agentgraph.datasets import load_dataset
-from agentgraph.errors import ConfigError
-from agentgraph.metrics import compute_metrics
-from agentgraph.thinking import ThinkFormat
+from agentgraph.core.errors import ConfigError
+from agentgraph.core.thinking import ThinkFormat
+from agentgraph.eval.datasets import load_dataset
+from agentgraph.eval.metrics import compute_metrics
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "chat_templates" / "chatml-think.jinja"
 

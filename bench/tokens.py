@@ -41,11 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, Backend, Scripted, ScriptedCall
-from agentgraph.datasets import arith
-from agentgraph.errors import ConfigError
-from agentgraph.metrics import compute_metrics
-from roles import RoleBook
-from topologies import chain, full, pruned, tree
+from agentgraph.core.errors import ConfigError
+from agentgraph.eval.datasets import arith
+from agentgraph.eval.metrics import compute_metrics
+from agentgraph.graph.generators import chain, full, pruned, tree
+from agentgraph.roles.book import RoleBook
 
 
 def ring_weights(n: int) -> dict[tuple[str, str, str], float]:
@@ -160,7 +160,7 @@ async def part2(args: argparse.Namespace, backend: Backend) -> tuple[list[dict[s
 
 
 def plot(bound: list[dict[str, Any]], path: Path) -> None:
-    from agentgraph.plotting import pyplot
+    from agentgraph.core.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))

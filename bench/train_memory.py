@@ -43,7 +43,7 @@ def tiny_model(
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from agentgraph.models import provision
+    from agentgraph.core.models import provision
 
     tok = AutoTokenizer.from_pretrained(provision())
     if chat_template is not None:

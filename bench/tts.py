@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, Backend, Scripted, ScriptedCall
-from agentgraph.errors import ConfigError
+from agentgraph.core.errors import ConfigError
 
 CARD = Path(__file__).resolve().parent / "cards" / "short.yaml"
 SHAPES = "single,sc:5,bon:4,full:3,beam:2x2,cascade:sc:2+sc:6,cascade:sc:3+full:3"

@@ -42,10 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import agentgraph as ag
 from agentgraph.backends import VLLM
 from agentgraph.backends.base import Adapter
-from agentgraph.datasets import Problem
-from agentgraph.evaluation import evaluate
-from agentgraph.sampling import SamplingOverrides
-from agentgraph.stats import wilson
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.core.stats import wilson
+from agentgraph.eval.datasets import Problem
+from agentgraph.eval.evaluation import evaluate
+from agentgraph.roles.book import RoleBook
 from agentgraph.train import (
     GraphGRPOConfig,
     GraphGRPOTrainer,
@@ -55,7 +56,6 @@ from agentgraph.train import (
     RoleGRPOTrainer,
 )
 from examples.train_roles_arith import ADDER, CHECKER, additions
-from roles import RoleBook
 
 ARMS = ("single", "single+trl", "team", "team+roles", "team+graph", "team+joint")
 BOOK = RoleBook([ADDER, CHECKER])
@@ -312,7 +312,7 @@ async def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
 
 
 def plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> None:
-    from agentgraph.plotting import pyplot
+    from agentgraph.core.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))

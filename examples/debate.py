@@ -17,8 +17,8 @@ import json
 import sys
 
 import agentgraph as ag
-from agentgraph.sampling import SamplingOverrides
-from topologies import full
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.graph.generators import full
 
 DEFAULT_PROBLEM = "Tom has 3 apples and buys 4 more. Then he eats 2. How many apples does he have now?"
 

@@ -42,7 +42,7 @@ import numpy as np
 
 import agentgraph as ag
 from agentgraph.backends import Scripted, ScriptedCall
-from agentgraph.datasets import Problem
+from agentgraph.eval.datasets import Problem
 from agentgraph.train import GraphGRPOConfig, GraphGRPOTrainer
 
 OPTIONS = "ABCD"

@@ -36,10 +36,10 @@ import numpy as np
 
 import agentgraph as ag
 from agentgraph.backends import VLLM
-from agentgraph.datasets import Problem
+from agentgraph.eval.datasets import Problem
+from agentgraph.graph.generators import chain
+from agentgraph.roles.book import Role, RoleBook
 from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer
-from roles import Role, RoleBook
-from topologies import chain
 
 ADDER = Role(
     name="adder",
@@ -90,7 +90,7 @@ class ReportingTrainer(RoleGRPOTrainer):
 
 
 def plot_long_run(summary: dict[str, Any], path: Path) -> None:
-    from agentgraph.plotting import pyplot
+    from agentgraph.core.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -13,9 +13,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from agentgraph.answers import extract, is_correct
-from agentgraph.datasets import Problem
-from agentgraph.prompts import build_messages
+from agentgraph.core.answers import extract, is_correct
+from agentgraph.eval.datasets import Problem
+from agentgraph.roles.prompts import build_messages
 from examples.train_roles_arith import ADDER
 
 
@@ -44,7 +44,7 @@ def trl_adder_trainer(
     from transformers import AutoModelForCausalLM, PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from agentgraph.models import provision
+    from agentgraph.core.models import provision
 
     rows = [
         {"prompt": [m.model_dump() for m in build_messages(ADDER, p.question, [])], "answer": p.answer}

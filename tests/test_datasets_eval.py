@@ -7,11 +7,11 @@ import pytest
 
 import agentgraph as ag
 from agentgraph.backends import Scripted
-from agentgraph.datasets import PRESETS, arith, load_dataset
-from agentgraph.evaluation import evaluate
-from agentgraph.metrics import compute_metrics, wilson
+from agentgraph.eval.datasets import PRESETS, arith, load_dataset
+from agentgraph.eval.evaluation import evaluate
+from agentgraph.eval.metrics import compute_metrics, wilson
+from agentgraph.graph.generators import full
 from tests.agents import calc, noisy
-from topologies import full
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 import agentgraph as ag
-from agentgraph.backends import Faulty, OpenAI, Scripted, ScriptedCall
-from agentgraph.backends.faulty import GARBAGE
-from agentgraph.errors import BackendError
-from agentgraph.retry import RetryPolicy
+from agentgraph.backends import OpenAI, Scripted, ScriptedCall
+from agentgraph.core.errors import BackendError
+from agentgraph.core.retry import RetryPolicy
+from agentgraph.graph.generators import full
+from agentgraph.testing import Faulty
+from agentgraph.testing.faulty import GARBAGE
 from tests.agents import calc
-from topologies import full
 
 FAST = RetryPolicy(attempts=3, initial_s=0, max_s=0, jitter_s=0)
 

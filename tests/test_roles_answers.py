@@ -7,7 +7,7 @@ import pytest
 from math_verify.errors import TimeoutException
 
 from agentgraph import ConfigError, answer_key, answers, extract, is_correct
-from roles import RoleBook, load_role
+from agentgraph.roles.book import RoleBook, load_role
 
 
 def test_default_cards() -> None:

@@ -8,10 +8,10 @@ import pytest
 
 import agentgraph as ag
 from agentgraph.backends import Scripted, ScriptedCall, create
-from agentgraph.errors import BackendError
-from agentgraph.inter_round import Partial
-from roles import RoleBook
-from topologies import chain, full, star, tree
+from agentgraph.core.errors import BackendError
+from agentgraph.graph.generators import chain, full, star, tree
+from agentgraph.protocol.inter_round import Partial
+from agentgraph.roles.book import RoleBook
 
 MARK = re.compile(r"MSG\((\w+),r(\d+)\)")
 

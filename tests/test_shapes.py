@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 import agentgraph as ag
-from agentgraph.answers import answer_key, is_correct, parse_score
 from agentgraph.backends import Scripted, ScriptedCall
-from agentgraph.budget import SamplePool, effect
-from agentgraph.errors import ConfigError
-from agentgraph.evaluation import compare, evaluate
-from agentgraph.metrics import compute_metrics
-from agentgraph.stats import maj_at_k, paired_difference, pass_at_k
-from agentgraph.transcript import load
+from agentgraph.core.answers import answer_key, is_correct, parse_score
+from agentgraph.core.errors import ConfigError
+from agentgraph.core.stats import maj_at_k, paired_difference, pass_at_k
+from agentgraph.engine.transcript import load
+from agentgraph.eval.budget import SamplePool, effect
+from agentgraph.eval.evaluation import compare, evaluate
+from agentgraph.eval.metrics import compute_metrics
 from tests.agents import _solve
 
 _BOXED = re.compile(r"\\boxed\{(-?\d+)\}")

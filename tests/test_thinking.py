@@ -13,10 +13,10 @@ import pytest
 import agentgraph as ag
 from agentgraph.backends import Scripted, ScriptedCall
 from agentgraph.backends.scripted import ScriptedAgent
-from agentgraph.datasets import Problem
-from agentgraph.metrics import compute_metrics
-from agentgraph.presets import choose
-from agentgraph.thinking import ThinkFormat
+from agentgraph.core.thinking import ThinkFormat
+from agentgraph.eval.datasets import Problem
+from agentgraph.eval.metrics import compute_metrics
+from agentgraph.roles.presets import choose
 
 R1 = ThinkFormat("<think>", "</think>", opened_by_template=True)  # as an R1 distill's template
 SECRET = "SECRET-THOUGHT"

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 from agentgraph import ConfigError, Topology
-from agentgraph.topology import sigmoid
-from topologies import chain, from_spec, full, layered, pruned, random_graph, single, star, tree
+from agentgraph.graph.generators import (
+    chain,
+    from_spec,
+    full,
+    layered,
+    pruned,
+    random_graph,
+    single,
+    star,
+    tree,
+)
+from agentgraph.graph.topology import sigmoid
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ async def test_tensorboard_holds_the_log(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
     from agentgraph.backends import Scripted
-    from agentgraph.models import provision
+    from agentgraph.core.models import provision
     from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer
     from examples.train_roles_arith import additions, make_team
     from tests.test_train_roles import adder

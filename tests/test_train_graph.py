@@ -9,11 +9,11 @@ import torch
 
 import agentgraph as ag
 from agentgraph.backends import Scripted
-from agentgraph.datasets import arith
+from agentgraph.eval.datasets import arith
+from agentgraph.graph.generators import chain
 from agentgraph.train import GraphGRPOConfig, GraphGRPOTrainer
 from examples.train_graph_adversarial import main as adversarial
 from tests.agents import calc, noisy
-from topologies import chain
 
 
 def trainer(tmp_path: Path | None = None, **cfg: object) -> GraphGRPOTrainer:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentgraph.errors import ConfigError
+from agentgraph.core.errors import ConfigError
 from agentgraph.train import RoleGRPOConfig
 from agentgraph.train.logprobs import sampling_mask, token_logps
 from agentgraph.train.memory import GIB, colocated_utilization, trainer_bytes

@@ -156,7 +156,7 @@ def adder(call: ScriptedCall) -> str:
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from agentgraph.models import provision
+    from agentgraph.core.models import provision
 
     return AutoTokenizer.from_pretrained(provision())
 
@@ -284,8 +284,8 @@ async def test_resume_continues_exactly(tokenizer: Any, tmp_path: Path) -> None:
 
 async def test_joint_training_shares_rollouts_on_scripted(tokenizer: Any, tmp_path: Path) -> None:
     import agentgraph as ag
+    from agentgraph.graph.generators import full
     from agentgraph.train import GraphGRPOConfig, JointConfig, JointTrainer
-    from topologies import full
 
     base = full(3)
     config = JointConfig(

@@ -12,9 +12,9 @@ import pytest
 
 import agentgraph as ag
 from agentgraph.backends import Scripted, ScriptedCall
-from agentgraph.errors import BackendError
-from agentgraph.evaluation import evaluate
-from agentgraph.viewer import collect, write_viewer
+from agentgraph.core.errors import BackendError
+from agentgraph.eval.evaluation import evaluate
+from agentgraph.serve.viewer import collect, write_viewer
 
 ROOT = Path(__file__).resolve().parent.parent
 

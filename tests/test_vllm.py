@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 import agentgraph as ag
-from agentgraph.answers import answer_key, parse_score
 from agentgraph.backends import VLLM, OpenAI
-from agentgraph.sampling import SamplingOverrides
+from agentgraph.core.answers import answer_key, parse_score
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.graph.generators import full
 from tests.conftest import ON_GPU
 from tests.servers import engine_processes, free_port, start_server, stop, wait_healthy
-from topologies import full
 
 pytestmark = pytest.mark.vllm
 PROBLEM = "Tom has 3 apples and buys 4 more. How many apples does he have?"

@@ -14,12 +14,12 @@ import pytest
 
 import agentgraph as ag
 from agentgraph.backends import OpenAI
-from agentgraph.datasets import arith
-from agentgraph.evaluation import evaluate
-from agentgraph.retry import RetryPolicy
-from agentgraph.sampling import SamplingOverrides
+from agentgraph.core.retry import RetryPolicy
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.eval.datasets import arith
+from agentgraph.eval.evaluation import evaluate
+from agentgraph.graph.generators import full
 from tests.servers import engine_processes, free_port, start_server, stop, wait_healthy
-from topologies import full
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).resolve().parent.parent

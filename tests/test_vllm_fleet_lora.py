@@ -11,8 +11,8 @@ import pytest
 
 from agentgraph.backends import OpenAI
 from agentgraph.backends.base import Adapter, GenerationRequest, RequestMeta
-from agentgraph.messages import ChatMessage
-from agentgraph.sampling import Sampling
+from agentgraph.core.messages import ChatMessage
+from agentgraph.core.sampling import Sampling
 from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer
 from examples.train_roles_arith import additions, make_team
 from tests.servers import free_port, start_server, stop, wait_healthy

@@ -11,10 +11,10 @@ import pytest_asyncio
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, Adapter, GenerationRequest
-from agentgraph.models import provision
-from agentgraph.sampling import SamplingOverrides
+from agentgraph.core.models import provision
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.graph.generators import chain
 from tests.conftest import GPU_SHARE
-from topologies import chain
 
 pytestmark = pytest.mark.vllm
 

@@ -11,8 +11,8 @@ import pytest
 
 import agentgraph as ag
 from agentgraph.backends import VLLM
-from agentgraph.presets import choose
-from agentgraph.thinking import detect
+from agentgraph.core.thinking import detect
+from agentgraph.roles.presets import choose
 from tests.conftest import GPU_SHARE
 
 pytestmark = [pytest.mark.vllm, pytest.mark.asyncio(loop_scope="session")]

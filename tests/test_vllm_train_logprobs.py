@@ -21,7 +21,7 @@ import torch
 
 import agentgraph as ag
 from agentgraph.backends import VLLM, GenerationRequest
-from agentgraph.models import provision
+from agentgraph.core.models import provision
 from agentgraph.train import RoleGRPOConfig
 from agentgraph.train.policy import LoRAPolicy, Sample
 from tests.conftest import GPU_SHARE

@@ -15,12 +15,11 @@ from typing import Any
 
 from agentgraph.backends import engine_args as vllm_args
 from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
-from agentgraph.backends.faulty import Faulty
 from agentgraph.backends.openai import OpenAI
 from agentgraph.backends.scripted import Scripted, ScriptedAgent, ScriptedCall, echo
 from agentgraph.backends.vllm import VLLM
-from agentgraph.errors import ConfigError
-from agentgraph.models import check, resolve
+from agentgraph.core.errors import ConfigError
+from agentgraph.core.models import check, resolve
 
 BACKENDS = ("vllm", "openai", "scripted")
 
@@ -83,7 +82,7 @@ def create(
         ``vllm``: ``KEY=VALUE`` engine arguments, checked against vLLM's own argument parser.
 
     The model is checked first (a directory without weights, an unknown Hugging Face id: one
-    :class:`~agentgraph.errors.ConfigError`), so nothing starts for a model that cannot load.
+    :class:`~agentgraph.core.errors.ConfigError`), so nothing starts for a model that cannot load.
 
     Examples
     --------
@@ -92,7 +91,7 @@ def create(
     >>> create("tgi")
     Traceback (most recent call last):
     ...
-    agentgraph.errors.ConfigError: backend: unknown backend 'tgi' (use one of vllm, openai, scripted)
+    agentgraph.core.errors.ConfigError: backend: unknown backend 'tgi' (use one of vllm, openai, scripted)
     """
     settings = {k: v for k, v in (engine or {}).items() if v is not None}
     if name != "vllm" and (settings or engine_args):
@@ -141,7 +140,6 @@ __all__ = [
     "Adapter",
     "Backend",
     "Completion",
-    "Faulty",
     "GenerationRequest",
     "OpenAI",
     "RequestMeta",

@@ -4,7 +4,7 @@ A :class:`GenerationRequest` carries chat messages (or prompt token ids), sampli
 optional LoRA adapter and routing metadata (session, agent, round — used for session affinity and by
 scripted agents). A :class:`Completion` carries what the engine reported: text, token ids, counts,
 log-probs when asked, finish reason and timing. Backends never swallow errors: they raise
-:class:`~agentgraph.errors.BackendError` and the scheduler records it on the turn.
+:class:`~agentgraph.core.errors.BackendError` and the scheduler records it on the turn.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
-from agentgraph.messages import ChatMessage
-from agentgraph.sampling import Sampling
-from agentgraph.thinking import ThinkFormat
+from agentgraph.core.messages import ChatMessage
+from agentgraph.core.sampling import Sampling
+from agentgraph.core.thinking import ThinkFormat
 
 
 @dataclass(frozen=True)

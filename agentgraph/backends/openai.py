@@ -42,8 +42,8 @@ import httpx
 from asyncio_throttle.throttler import Throttler
 
 from agentgraph.backends.base import Adapter, Completion, GenerationRequest
-from agentgraph.errors import BackendError, ConfigError
-from agentgraph.thinking import ThinkFormat
+from agentgraph.core.errors import BackendError, ConfigError
+from agentgraph.core.thinking import ThinkFormat
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from types import TracebackType
 from typing import Any
 
 from agentgraph.backends.base import Completion, GenerationRequest, chat_prompt_ids
-from agentgraph.errors import BackendError
-from agentgraph.messages import ChatMessage
-from agentgraph.thinking import ThinkFormat
+from agentgraph.core.errors import BackendError
+from agentgraph.core.messages import ChatMessage
+from agentgraph.core.thinking import ThinkFormat
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 

@@ -38,10 +38,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids
-from agentgraph.errors import BackendError, ConfigError
-from agentgraph.logs import engine_output_to
-from agentgraph.models import resolve
-from agentgraph.thinking import ThinkFormat, detect
+from agentgraph.core.errors import BackendError, ConfigError, RequestRejected
+from agentgraph.core.logs import engine_output_to
+from agentgraph.core.models import resolve
+from agentgraph.core.thinking import ThinkFormat, detect
 
 
 @contextlib.contextmanager
@@ -275,7 +275,7 @@ class VLLM:
         if adapter is None:
             return None
         if not self.enable_lora:
-            raise ConfigError(
+            raise RequestRejected(
                 "adapter", f"{adapter.name!r} requested but LoRA is off", "VLLM(enable_lora=True)"
             )
         from vllm.lora.request import LoRARequest
@@ -293,7 +293,7 @@ class VLLM:
         ids = self.prompt_ids(request)
         s = request.sampling
         if len(ids) + 1 > self.max_model_len:
-            raise ConfigError(
+            raise RequestRejected(
                 "prompt",
                 f"{len(ids)} tokens do not fit the context of {self.max_model_len}",
                 "shorten the problem, use a summary policy or raise max_model_len",

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from agentgraph.cli.parser import build_parser, command_of, resolve_options
 from agentgraph.cli.solve import cmd_compare, cmd_demo, cmd_eval, cmd_run, cmd_serve, cmd_show, cmd_view
 from agentgraph.cli.train import cmd_train_graph, cmd_train_joint, cmd_train_roles
-from agentgraph.errors import ConfigError
+from agentgraph.core.errors import ConfigError
 
 T = TypeVar("T")
 

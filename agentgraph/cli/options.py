@@ -18,15 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from agentgraph.backends import Backend, create
-from agentgraph.errors import ConfigError, from_validation, read_yaml_mapping
-from agentgraph.evaluation import run_dir
-from agentgraph.presets import Preset, choose
-from agentgraph.roles import RoleBook
-from agentgraph.sampling import SamplingOverrides
-from agentgraph.shapes import shape, team_of
-from agentgraph.team import Overflow, Team
-from agentgraph.thinking import Share
-from agentgraph.topology import Topology
+from agentgraph.core.errors import ConfigError, from_validation, read_yaml_mapping
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.core.thinking import Share
+from agentgraph.eval.evaluation import run_dir
+from agentgraph.graph.topology import Topology
+from agentgraph.roles.book import RoleBook
+from agentgraph.roles.presets import Preset, choose
+from agentgraph.shapes.build import shape, team_of
+from agentgraph.team.team import Overflow, Team
 from agentgraph.train.adapters import load_adapters
 from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agentgraph.cli.options import OPTIONS, Common
-from agentgraph.errors import ConfigError, from_validation, read_yaml_mapping
+from agentgraph.core.errors import ConfigError, from_validation, read_yaml_mapping
 
 # command -> (dest, metavar, help) of its positional argument
 POSITIONAL = {

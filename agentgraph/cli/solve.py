@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentgraph import scheduler
-from agentgraph.budget import MatchedRow
 from agentgraph.cli.options import (
     CompareOptions,
     DemoOptions,
@@ -19,14 +17,16 @@ from agentgraph.cli.options import (
     ShowOptions,
     ViewOptions,
 )
-from agentgraph.datasets import load_dataset
-from agentgraph.errors import ConfigError
-from agentgraph.evaluation import compare, evaluate, run_dir
-from agentgraph.metrics import Metrics
-from agentgraph.presets import choose
-from agentgraph.reports import COMPARE_HEADER, MATCHED_HEADER, compare_row, matched_cells
-from agentgraph.shapes import shape
-from agentgraph.transcript import TranscriptWriter
+from agentgraph.core.errors import ConfigError
+from agentgraph.engine import scheduler
+from agentgraph.engine.transcript import TranscriptWriter
+from agentgraph.eval.budget import MatchedRow
+from agentgraph.eval.datasets import load_dataset
+from agentgraph.eval.evaluation import compare, evaluate, run_dir
+from agentgraph.eval.metrics import Metrics
+from agentgraph.eval.reports import COMPARE_HEADER, MATCHED_HEADER, compare_row, matched_cells
+from agentgraph.roles.presets import choose
+from agentgraph.shapes.build import shape
 
 DEMO_TOPOLOGIES = ("single", "chain:3", "full:3", "tree:2x1")
 VERDICT_STYLE = {"better than voting": "green", "worse than voting": "red"}
@@ -243,7 +243,7 @@ async def cmd_serve(o: ServeOptions) -> dict[str, Any]:
 
     import uvicorn
 
-    from agentgraph.server import create_app
+    from agentgraph.serve.server import create_app
 
     teams = o.served_teams()  # every team is checked before the engine starts
     out = Path(o.out) if o.out else run_dir("serve")
@@ -283,7 +283,7 @@ async def cmd_view(o: ViewOptions, run: str) -> dict[str, Any]:
     import functools
     import http.server
 
-    from agentgraph.viewer import collect, write_viewer
+    from agentgraph.serve.viewer import collect, write_viewer
 
     path = write_viewer(run, o.out)
     n = len(collect(Path(run))["sessions"])

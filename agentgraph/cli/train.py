@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentgraph.builders import from_spec
 from agentgraph.cli.options import GRAPH_FIELDS, ROLE_FIELDS, Fields, Solve
 from agentgraph.cli.solve import need_dataset
-from agentgraph.datasets import load_dataset
-from agentgraph.errors import ConfigError, from_validation
-from agentgraph.evaluation import run_dir
+from agentgraph.core.errors import ConfigError, from_validation
+from agentgraph.eval.datasets import load_dataset
+from agentgraph.eval.evaluation import run_dir
+from agentgraph.graph.generators import from_spec
 
 
 def config_from(o: Solve, config: type[BaseModel], fields: Fields, **extra: Any) -> Any:
@@ -63,7 +63,7 @@ def colocate(o: Any, config: Any) -> None:
 
     if o.backend != "vllm" or o.gpu_memory_utilization is not None or not torch.cuda.is_available():
         return
-    from agentgraph.models import resolve
+    from agentgraph.core.models import resolve
     from agentgraph.train.memory import GIB, colocated_utilization, trainer_bytes
 
     seq = o.max_model_len or o.model_preset().max_model_len
@@ -155,9 +155,9 @@ async def cmd_train_graph(o: Any) -> dict[str, Any]:
 
 
 async def cmd_train_roles(o: Any) -> dict[str, Any]:
-    from agentgraph.backends.elsewhere import Elsewhere
-    from agentgraph.models import resolve
+    from agentgraph.core.models import resolve
     from agentgraph.train import RoleGRPOTrainer
+    from agentgraph.train.elsewhere import Elsewhere
 
     config = role_config(o)
     problems = load_dataset(need_dataset(o.dataset), limit=o.limit)

@@ -6,14 +6,44 @@ advantages), ``policy`` (the LoRA policy, log-probs, the update), ``adapters`` (
 export, load), ``loop`` (progress, step log, checkpoint cadence, atomic writes), ``checkpoint`` (role
 checkpoints), ``selection`` (graph GRPO's final graph), ``guard`` (rollback to the best adapters),
 ``curves`` (learning-curve plots), and one module per trainer over them.
+
+The names below load on first use (PEP 562): ``config`` and ``adapters`` import no torch, so the CLI
+and ``agentgraph show`` start without it; a trainer brings torch, transformers and peft in.
 """
 
-from agentgraph.train.adapters import load_adapters
-from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
-from agentgraph.train.graph import GraphGRPOTrainer, StepLog
-from agentgraph.train.joint import JointStep, JointTrainer
-from agentgraph.train.loss import grpo_loss
-from agentgraph.train.roles import RoleGRPOTrainer, RoleStepLog
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentgraph.train.adapters import load_adapters
+    from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
+    from agentgraph.train.graph import GraphGRPOTrainer, StepLog
+    from agentgraph.train.joint import JointStep, JointTrainer
+    from agentgraph.train.loss import grpo_loss
+    from agentgraph.train.roles import RoleGRPOTrainer, RoleStepLog
+
+_WHERE = {
+    "load_adapters": "adapters",
+    "GraphGRPOConfig": "config",
+    "JointConfig": "config",
+    "RoleGRPOConfig": "config",
+    "GraphGRPOTrainer": "graph",
+    "StepLog": "graph",
+    "JointStep": "joint",
+    "JointTrainer": "joint",
+    "grpo_loss": "loss",
+    "RoleGRPOTrainer": "roles",
+    "RoleStepLog": "roles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"agentgraph.train.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'agentgraph.train' has no attribute {name!r}")
+
 
 __all__ = [
     "GraphGRPOConfig",

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from agentgraph.backends.base import Adapter, AdapterHost, Backend, GenerationRequest
-from agentgraph.errors import ConfigError
-from agentgraph.messages import ChatMessage
-from agentgraph.sampling import Sampling
+from agentgraph.core.errors import ConfigError
+from agentgraph.core.messages import ChatMessage
+from agentgraph.core.sampling import Sampling
 
 
 def save_adapters(model: Any, folder: Path, roles: Sequence[str]) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from agentgraph.errors import ConfigError
+from agentgraph.core.errors import ConfigError
 from agentgraph.train.loop import find_dir, replace_dir_atomic
 
 

@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentgraph.topology import EdgeKind
-from agentgraph.train.loss import LossType
+from agentgraph.graph.topology import EdgeKind
+
+# here, not in loss.py: the configs stay importable without torch
+LossType = Literal["grpo", "dapo", "dr_grpo"]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ScaleRewards = Literal["group", "batch", "none"]

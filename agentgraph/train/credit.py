@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from agentgraph.answers import is_correct
+from agentgraph.core.answers import is_correct
+from agentgraph.engine.transcript import SessionResult
 from agentgraph.train.config import RoleGRPOConfig, ScaleRewards
-from agentgraph.transcript import SessionResult
 
 EPS = 1e-4
 

@@ -18,7 +18,7 @@ class _Step(Protocol):
 
 def role_curves(log: Sequence[_Step], evals: Sequence[tuple[int, float]], path: Path) -> None:
     """Training reward, held-out accuracy (rollbacks marked), tokens per session and KL, by step."""
-    from agentgraph.plotting import pyplot
+    from agentgraph.core.plotting import pyplot
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))

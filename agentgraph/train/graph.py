@@ -31,18 +31,18 @@ import numpy as np
 import torch
 from pydantic import ConfigDict
 
-from agentgraph import scheduler
 from agentgraph.backends.base import Backend
-from agentgraph.datasets import Problem
-from agentgraph.errors import ConfigError
-from agentgraph.team import Team
-from agentgraph.topology import Topology
+from agentgraph.core.errors import ConfigError
+from agentgraph.engine import scheduler
+from agentgraph.engine.transcript import SessionResult
+from agentgraph.eval.datasets import Problem
+from agentgraph.graph.topology import Topology
+from agentgraph.team.team import Team
 from agentgraph.train.config import GraphGRPOConfig
 from agentgraph.train.credit import advantages, session_reward
 from agentgraph.train.loop import StepRecord, append_log, train_loop, trim_log
 from agentgraph.train.selection import stepwise
 from agentgraph.train.trackers import Tracker
-from agentgraph.transcript import SessionResult
 
 EdgeKey = tuple[str, str, str]
 
@@ -401,7 +401,7 @@ class GraphGRPOTrainer:
 
     def plot(self) -> None:
         assert self.out is not None
-        from agentgraph.plotting import pyplot
+        from agentgraph.core.plotting import pyplot
 
         plt = pyplot()
 

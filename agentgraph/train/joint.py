@@ -22,9 +22,9 @@ from pathlib import Path
 from pydantic import ConfigDict
 
 from agentgraph.backends.base import Backend
-from agentgraph.datasets import Problem
-from agentgraph.team import Team
-from agentgraph.topology import Topology
+from agentgraph.eval.datasets import Problem
+from agentgraph.graph.topology import Topology
+from agentgraph.team.team import Team
 from agentgraph.train.config import JointConfig
 from agentgraph.train.graph import GraphGRPOTrainer, StepLog
 from agentgraph.train.loop import StepRecord, train_loop

@@ -10,11 +10,9 @@ TRL's :func:`trl.trainer.utils.selective_log_softmax`.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-LossType = Literal["grpo", "dapo", "dr_grpo"]
+from agentgraph.train.config import LossType
 
 
 def grpo_loss(

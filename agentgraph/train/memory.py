@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentgraph.errors import ConfigError
+from agentgraph.core.errors import ConfigError
 from agentgraph.train.config import RoleGRPOConfig
 
 GIB = 1024**3

@@ -55,14 +55,15 @@ import numpy as np
 import torch
 from pydantic import ConfigDict, Field
 
-from agentgraph import scheduler
-from agentgraph.answers import is_correct
 from agentgraph.backends.base import Adapter, Backend
-from agentgraph.datasets import Problem
-from agentgraph.errors import ConfigError
-from agentgraph.evaluation import evaluate
-from agentgraph.sampling import SamplingOverrides
-from agentgraph.team import Team
+from agentgraph.core.answers import is_correct
+from agentgraph.core.errors import ConfigError
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.engine import scheduler
+from agentgraph.engine.transcript import SessionResult
+from agentgraph.eval.datasets import Problem
+from agentgraph.eval.evaluation import evaluate
+from agentgraph.team.team import Team
 from agentgraph.train.adapters import Publisher, export_index, save_adapters
 from agentgraph.train.checkpoint import load_role_checkpoint, save_role_checkpoint
 from agentgraph.train.config import RoleGRPOConfig
@@ -77,7 +78,6 @@ from agentgraph.train.loop import (
 )
 from agentgraph.train.policy import LoRAPolicy, Sample, split_for_ranks
 from agentgraph.train.trackers import Tracker
-from agentgraph.transcript import SessionResult
 
 
 class RoleStepLog(StepRecord):
@@ -120,7 +120,7 @@ class RoleGRPOTrainer:
         model: str | None = None,
         out: str | Path | None = None,
     ) -> None:
-        from agentgraph.models import resolve
+        from agentgraph.core.models import resolve
 
         self.config = c = config or RoleGRPOConfig()
         if not problems:

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import numpy as np
 
-from agentgraph.topology import Topology
+from agentgraph.graph.topology import Topology
 
 EdgeKey = tuple[str, str, str]
 Score = Callable[[Topology], Awaitable[np.ndarray]]

@@ -7,7 +7,7 @@ with every role served the policy's current LoRA weights (saved and hot-loaded u
 whenever TRL's step counter moves). The completion handed back to TRL is the turn that carries the
 team's answer (:func:`answer_turn`) with its prompt ids, completion ids and vLLM sampling log-probs;
 the team's answer is passed to the reward functions as ``team_answer``. A turn without the engine's
-sampling log-probs is an error (:class:`~agentgraph.errors.BackendError`): no log-prob is ever
+sampling log-probs is an error (:class:`~agentgraph.core.errors.BackendError`): no log-prob is ever
 made up for TRL's importance ratio::
 
     rollout = TeamRollout(team, EngineThread(VLLM(enable_lora=True)))
@@ -31,15 +31,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agentgraph import scheduler
-from agentgraph.answers import answer_key, is_correct
 from agentgraph.backends.base import Adapter
 from agentgraph.backends.vllm import VLLM
-from agentgraph.errors import BackendError
-from agentgraph.messages import Turn
-from agentgraph.sampling import SamplingOverrides
-from agentgraph.team import Team
-from agentgraph.transcript import SessionResult
+from agentgraph.core.answers import answer_key, is_correct
+from agentgraph.core.errors import BackendError
+from agentgraph.core.messages import Turn
+from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.engine import scheduler
+from agentgraph.engine.transcript import SessionResult
+from agentgraph.team.team import Team
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agentgraph.errors import ConfigError
+from agentgraph.core.errors import ConfigError
 
 
 def scalars(record: BaseModel) -> dict[str, float]:

@@ -1,0 +1,70 @@
+"""Retries and timeouts for requests, with ``tenacity``.
+
+Transient failures — a :class:`BackendError` marked ``transient`` (HTTP 5xx/429, lost connections,
+injected faults) and timeouts — are retried with exponential backoff and jitter; permanent ones
+are not. Every failed attempt is kept (the turn records it), so no fault is silently absorbed.
+A per-request timeout cancels the request, and cancelling a vLLM request aborts it in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from agentgraph.core.errors import BackendError
+
+T = TypeVar("T")
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(3, ge=1, le=100, description="tries per request, the first included")
+    initial_s: float = Field(0.5, ge=0, description="first backoff")
+    max_s: float = Field(8.0, ge=0, description="longest backoff")
+    jitter_s: float = Field(0.5, ge=0)
+    timeout_s: float | None = Field(None, gt=0, description="per-attempt time limit")
+
+
+def is_transient(e: BaseException) -> bool:
+    return isinstance(e, TimeoutError) or (isinstance(e, BackendError) and e.transient)
+
+
+async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]], failures: list[str]) -> T:
+    """Await ``fn()`` under ``policy``; append a line per failed attempt to ``failures``.
+    Raises the last error when every attempt failed or the error is permanent."""
+
+    async def attempt() -> T:
+        try:
+            if policy.timeout_s is None:
+                return await fn()
+            return await asyncio.wait_for(fn(), policy.timeout_s)
+        except (BackendError, TimeoutError) as e:
+            failures.append(f"{type(e).__name__}: {e}")
+            raise
+
+    # the first attempt runs outside tenacity: most requests succeed, and tenacity's per-call set-up
+    # costs more than the scheduler's whole turn on a fast backend (bench/scheduler.py)
+    try:
+        return await attempt()
+    except (BackendError, TimeoutError) as e:
+        if policy.attempts == 1 or not is_transient(e):
+            raise
+    await asyncio.sleep(policy.initial_s + random.uniform(0, policy.jitter_s))
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts - 1),
+        wait=wait_exponential_jitter(initial=2 * policy.initial_s, max=policy.max_s, jitter=policy.jitter_s),
+        retry=retry_if_exception(is_transient),
+        reraise=True,
+    )
+    return await retrying(attempt)

@@ -1,0 +1,125 @@
+"""The async scheduler: runs sessions round by round with every independent request in flight.
+
+Inside a session, round r runs the spatial generations of the topology in order and the agents of
+one generation concurrently (``asyncio.gather``). Round r reads round r−1 only, through temporal
+edges filtered by the inter-round policy. ``run_many`` starts every session at once; the backend's
+own semaphore bounds what is in flight, so the engine sees the widest batch the dependency structure
+allows (vLLM's continuous batching and prefix caching do the rest).
+
+``solve``/``solve_many`` are :func:`prepare` (build the sessions and measure every round-0 prompt
+against the backend's context, so an over-long problem is refused before any request is sent) then
+:func:`run`. Callers that must refuse before they write anything (``evaluate``) call the two
+separately; each prompt is still measured once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+
+from agentgraph.backends.base import Backend
+from agentgraph.core.errors import ConfigError
+from agentgraph.engine.session import Session
+from agentgraph.engine.transcript import SessionResult, TranscriptWriter
+from agentgraph.team.team import Team
+
+
+def prepare(
+    team: Team,
+    problems: Sequence[str],
+    backend: Backend,
+    *,
+    golds: Sequence[str | None] | None = None,
+    session_ids: Sequence[str | None] | None = None,
+) -> list[Session]:
+    """One checked :class:`Session` per problem: text present, round-0 prompts within the context."""
+    n = len(problems)
+    golds = list(golds) if golds is not None else [None] * n
+    ids = list(session_ids) if session_ids is not None else [None] * n
+    if len(golds) != n or len(ids) != n:
+        raise ConfigError(
+            "golds", "golds and session_ids must match problems in length", "pass one per problem"
+        )
+    sessions = []
+    for problem, gold, sid in zip(problems, golds, ids, strict=True):
+        if not isinstance(problem, str) or not problem.strip():
+            raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
+        s = Session(team, problem, backend, sid or os.urandom(6).hex(), gold)
+        s.resolve_think()
+        s.check_context()
+        sessions.append(s)
+    return sessions
+
+
+async def run(
+    sessions: Sequence[Session], *, writer: TranscriptWriter | None = None, progress: bool = False
+) -> list[SessionResult]:
+    """Every session at once; results in the order of ``sessions``."""
+    if len(sessions) == 1 and not progress:
+        return [await sessions[0].run(writer)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(sessions), desc="sessions", unit="session")
+
+    async def one(s: Session) -> SessionResult:
+        r = await s.run(writer)
+        if bar is not None:
+            bar.update(1)
+        return r
+
+    try:
+        return list(await asyncio.gather(*(one(s) for s in sessions)))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+async def solve(
+    team: Team,
+    problem: str,
+    backend: Backend,
+    *,
+    gold: str | None = None,
+    session_id: str | None = None,
+    writer: TranscriptWriter | None = None,
+) -> SessionResult:
+    """Run ``team`` on one problem.
+
+    Parameters
+    ----------
+    team : Team
+    problem : str
+    backend : Backend
+        A started backend (``async with backend: ...``).
+    gold : str, optional
+        The right answer: the result's ``correct`` is set when it is given.
+    session_id : str, optional
+        Default: a random id.
+    writer : TranscriptWriter, optional
+        Receives the session header, every turn as it finishes, and the result.
+
+    Returns
+    -------
+    SessionResult
+    """
+    [s] = prepare(team, [problem], backend, golds=[gold], session_ids=[session_id])
+    return await s.run(writer)
+
+
+async def solve_many(
+    team: Team,
+    problems: Sequence[str],
+    backend: Backend,
+    *,
+    golds: Sequence[str | None] | None = None,
+    session_ids: Sequence[str] | None = None,
+    writer: TranscriptWriter | None = None,
+    progress: bool = False,
+) -> list[SessionResult]:
+    """Run ``team`` on every problem with every session in flight; results in the order of
+    ``problems``. Every prompt is checked before the first request is sent."""
+    sessions = prepare(team, problems, backend, golds=golds, session_ids=session_ids)
+    return await run(sessions, writer=writer, progress=progress)

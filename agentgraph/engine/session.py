@@ -1,0 +1,278 @@
+"""A session: one team on one problem — its settings, requests, turns and result.
+
+:meth:`Session.speak` is the one way a request is made (prompt fitted to the context, retries, the
+turn parsed and recorded); how a session spends its turns is its team's strategy
+(:class:`~agentgraph.engine.rounds.Rounds` unless the team names another), which only calls
+``speak``, ``child`` and ``play``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta
+from agentgraph.core.answers import extract, is_correct, parse_score
+from agentgraph.core.errors import BackendError, ConfigError, RequestRejected, SessionFailed, SessionOverflow
+from agentgraph.core.messages import Decision, Turn, TurnKind
+from agentgraph.core.sampling import Sampling, SamplingOverrides
+from agentgraph.core.thinking import ThinkFormat
+from agentgraph.engine.accounting import account
+from agentgraph.engine.generation import fit, generate_turn, reserve
+from agentgraph.engine.rounds import ROUNDS
+from agentgraph.engine.transcript import RecordSink, SessionHeader, SessionResult, TurnRecord
+from agentgraph.roles.book import Role
+from agentgraph.roles.prompts import PeerView, build_messages
+from agentgraph.team.team import Team
+
+
+class Session:
+    """One team on one problem; built by :func:`prepare`, run by :func:`run`."""
+
+    def __init__(self, team: Team, problem: str, backend: Backend, session: str, gold: str | None) -> None:
+        self.team = team
+        self.problem = problem
+        self.backend = backend
+        self.session = session
+        self.gold = gold
+        self.writer: RecordSink | None = None
+        self.turns: list[Turn] = []
+        self.t0 = 0.0
+        self.logprobs = team.policy.logprobs
+        # one random nonce per session keeps request ids unique in the engine even when session ids
+        # repeat across runs on one engine (a uuid per request cost more than building its prompt)
+        self.nonce = os.urandom(4).hex()
+        self.think: ThinkFormat | None = None
+        # a cascade's stages run as child sessions of one session: their rounds follow the earlier
+        # stages' rounds in the transcript
+        self.round_offset = 0
+        self._settings: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None]] = {}
+
+    def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
+        """Sampling and adapter of a speaker, resolved once per session (they cannot change inside one)."""
+        key = (agent, role.name, kind)
+        if (hit := self._settings.get(key)) is None:
+            who = agent if kind in ("agent", "score") else None
+            sampling = self.team.sampling_for(who, role)
+            if self.logprobs and not sampling.logprobs:
+                sampling = sampling.merged(SamplingOverrides(logprobs=True))
+            hit = self._settings[key] = (sampling, self.team.adapter_for(who, role))
+        return hit
+
+    def request(
+        self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
+    ) -> GenerationRequest:
+        sampling, adapter = self.settings(agent, role, kind)
+        team = self.team
+        return GenerationRequest(
+            messages=build_messages(
+                role, self.problem, peers, team.share_of(role), team.preset.system_prompt
+            ),
+            sampling=sampling,
+            adapter=adapter,
+            meta=RequestMeta(
+                session=self.session,
+                agent=agent,
+                role=role.name,
+                round=rnd + self.round_offset,
+                kind=kind,
+                problem=self.problem,
+            ),
+            request_id=self.request_id(rnd, agent, 1, 1),
+        )
+
+    def request_id(self, rnd: int, agent: str, phase: int, attempt: int) -> str:
+        # a fresh id per attempt: an aborted id is never reused inside the engine
+        return f"{self.session}:r{rnd + self.round_offset}:{agent}:{self.nonce}-p{phase}a{attempt}"
+
+    def child(self, team: Team, round_offset: int) -> Session:
+        """A session of ``team`` on the same problem that writes into this one's transcript (same
+        session id, turns, writer, clock), its rounds numbered from ``round_offset`` — how a
+        cascade runs its stages. The stage's agents must be named apart from the other stages'."""
+        c = Session(team, self.problem, self.backend, self.session, self.gold)
+        c.turns, c.writer, c.t0, c.nonce = self.turns, self.writer, self.t0, self.nonce
+        c.think, c.round_offset = self.think, round_offset
+        return c
+
+    def resolve_think(self) -> None:
+        """The think markers: the team's, or the served model's (known once the backend started)."""
+        think = self.team.think
+        self.think = None if think == "none" else self.backend.think_format if think == "auto" else think
+        if self.think is None and any(
+            self.team.sampling_for(a, self.team.role(a)).thinking_budget is not None for a in self.team.agents
+        ):
+            raise ConfigError(
+                "thinking_budget",
+                "the model's chat template marks no thinking, so a budget cannot be kept",
+                "name the markers (think: '<think>,</think>') or drop the budget",
+            )
+
+    def check_context(self) -> None:
+        limit = self.backend.max_context
+        if limit is None:
+            return
+        for agent in self.team.topology.agents:
+            role = self.team.role(agent)
+            sampling, _ = self.settings(agent, role, "agent")
+            room = max(reserve(sampling, r, self.think) for r in range(self.team.rounds))
+            req = self.request(agent, role, 0, "agent", [])
+            n = self.backend.count_prompt_tokens(req)
+            if n is not None and n + room > limit:
+                if room == 1:
+                    raise ConfigError(
+                        "problem",
+                        f"the prompt of {agent} is {n} tokens, over the context of {limit}",
+                        "shorten the problem or use a model with a longer context",
+                    )
+                raise ConfigError(
+                    "thinking_budget",
+                    f"{room - sampling.answer_tokens} thinking + {sampling.answer_tokens} answer tokens "
+                    f"after the {n}-token prompt of {agent} are over the context of {limit}",
+                    "lower the budget or raise --max-model-len",
+                )
+
+    async def speak(
+        self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
+    ) -> Turn:
+        started = time.perf_counter() - self.t0
+        if kind == "agent" and role.answer_format == "score":
+            kind = "score"
+        sampling, adapter = self.settings(agent, role, kind)
+        base = {
+            "id": f"{self.session}:r{rnd + self.round_offset}:{agent}",
+            "session": self.session,
+            "agent": agent,
+            "role": role.name,
+            "round": rnd + self.round_offset,
+            "kind": kind,
+            "adapter": adapter.name if adapter else None,
+            "started_s": started,
+        }
+        try:
+            req, dropped = fit(
+                self.backend,
+                lambda shown: self.request(agent, role, rnd, kind, shown),
+                peers,
+                reserve(sampling, rnd, self.think),
+                self.team.overflow == "truncate-peers",
+            )
+        except SessionOverflow as e:
+            self.record(Turn(**base, read=[p.turn_id for p in peers], error=f"SessionOverflow: {e}"))
+            raise
+        base["read"] = [p.turn_id for p in peers if p.turn_id not in dropped]
+        failures: list[str] = []
+        try:
+            out = await generate_turn(
+                self.backend,
+                req,
+                role,
+                rnd,
+                self.think,
+                self.team.retry,
+                failures,
+                lambda phase, attempt: self.request_id(rnd, agent, phase, attempt),
+            )
+        except (BackendError, TimeoutError) as e:
+            turn = Turn(
+                **base,
+                dropped_peers=dropped,
+                error=f"{type(e).__name__}: {e}",
+                latency_s=time.perf_counter() - self.t0 - started,
+                attempts=max(1, len(failures)),
+                failed_attempts=failures,
+            )
+            self.record(turn)
+            if self.team.on_error == "raise":
+                raise
+            if isinstance(e, RequestRejected):  # it would be refused again: this session stops here
+                raise SessionFailed(str(e)) from e
+            return turn
+        final = out.text[out.thinking_chars :] if out.thinking_closed else ""
+        turn = Turn(
+            **base,
+            text=out.text,
+            answer=extract(final)
+            if role.answer_format == "boxed" or (role.answer_format == "step" and "\\boxed" in final)
+            else None,
+            score=parse_score(final, *role.score_range) if role.answer_format == "score" else None,
+            prompt_token_ids=out.prompt_token_ids,
+            completion_token_ids=out.token_ids,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            requests=max(1, out.requests),
+            thinking_chars=out.thinking_chars,
+            thinking_closed=out.thinking_closed,
+            thinking_tokens=out.thinking_tokens,
+            forced_tokens=out.forced_tokens,
+            dropped_peers=dropped,
+            logprobs=out.logprobs,
+            finish_reason=out.finish_reason,
+            latency_s=out.latency_s,
+            attempts=max(1, out.attempts),
+            failed_attempts=failures,
+        )
+        self.record(turn)
+        return turn
+
+    def record(self, turn: Turn) -> None:
+        self.turns.append(turn)
+        if self.writer is not None:
+            self.writer.write(TurnRecord(turn=turn))
+
+    async def run(self, writer: RecordSink | None = None) -> SessionResult:
+        """Every round, then the decision; header, turns and result go to ``writer`` as they happen."""
+        team, topo = self.team, self.team.topology
+        self.writer = writer
+        self.t0 = time.perf_counter()
+        if writer is not None:
+            writer.write(
+                SessionHeader(
+                    session=self.session,
+                    problem=self.problem,
+                    gold=self.gold,
+                    topology=str(topo.graph.get("name", "topology")),
+                    agents={a: topo.role_of(a) for a in team.agents},
+                    rounds=team.rounds,
+                    inter_round=team.policy.name,
+                    decision=team.strategy.name if team.strategy is not None else team.decision.name,
+                )
+            )
+        try:
+            decision, rounds_run, stopped_early = await self.play()
+        except SessionFailed as e:
+            # this session cannot go on; the others of the run are not affected
+            what = "context overflow" if isinstance(e, SessionOverflow) else "request rejected"
+            decision = Decision(method="failed", answer=None, note=f"{what}: {e}")
+            rounds_run, stopped_early = 1 + max((t.round for t in self.turns), default=0), False
+        result = self.result(decision, rounds_run, stopped_early)
+        if writer is not None:
+            writer.write(result)
+        return result
+
+    async def play(self) -> tuple[Decision, int, bool]:
+        """The team's strategy (beam search, cascade) or its rounds and decision:
+        ``(decision, rounds_run, stopped_early)``."""
+        return await (self.team.strategy or ROUNDS).run(self)
+
+    def result(self, decision: Decision, rounds_run: int, stopped_early: bool) -> SessionResult:
+        total, by_agent, by_round, edges = account(self.turns)
+        gold = self.gold
+        return SessionResult(
+            session=self.session,
+            problem=self.problem,
+            gold=gold,
+            answer=decision.answer,
+            correct=None if gold is None else is_correct(decision.answer, gold),
+            decision=decision,
+            rounds_run=rounds_run,
+            stopped_early=stopped_early,
+            usage=total,
+            usage_by_agent=by_agent,
+            usage_by_round=by_round,
+            tokens_by_edge=edges,
+            wall_s=time.perf_counter() - self.t0,
+            errors=sum(1 for t in self.turns if not t.ok),
+            failure=decision.note if decision.method == "failed" else None,
+            turns=list(self.turns),
+        )

@@ -1,0 +1,173 @@
+"""Transcripts: the full record of sessions, streamed to JSONL as they happen.
+
+A JSONL file holds records of three types, each one line, flushed as soon as it exists:
+``session`` (problem, topology, settings), ``turn`` (one :class:`~agentgraph.core.messages.Turn`) and
+``result`` (the decision and accounting). Many sessions may interleave in one file (``solve_many``);
+:func:`load` regroups them by session id. Writing and loading round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Annotated, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from agentgraph.core.messages import Decision, Turn, Usage
+
+
+class SessionHeader(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["session"] = "session"
+    session: str
+    problem: str
+    gold: str | None = None
+    topology: str
+    agents: dict[str, str] = Field(description="agent → role")
+    rounds: int
+    inter_round: str
+    decision: str
+
+
+class TurnRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["turn"] = "turn"
+    turn: Turn
+
+
+class SessionResult(BaseModel):
+    """One team on one problem: the decision, every turn, and exact accounting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["result"] = "result"
+    session: str
+    problem: str
+    gold: str | None = None
+    answer: str | None
+    correct: bool | None = None
+    decision: Decision
+    rounds_run: int
+    stopped_early: bool = False
+    usage: Usage
+    usage_by_agent: dict[str, Usage]
+    usage_by_round: dict[int, Usage]
+    tokens_by_edge: dict[str, int] = Field(
+        description="'u->v' (kind): completion tokens carried along the edge"
+    )
+    wall_s: float
+    errors: int = 0
+    failure: str | None = Field(None, description="why the session ended without a decision (overflow)")
+    turns: list[Turn] = Field(default_factory=list)
+
+    def answers(self, round: int | None = None) -> dict[str, str | None]:
+        """Agent → parsed answer in ``round`` (default: the last round run)."""
+        r = self.rounds_run - 1 if round is None else round
+        return dict(sorted((t.agent, t.answer) for t in self.turns if t.kind == "agent" and t.round == r))
+
+
+Record = Annotated[SessionHeader | TurnRecord | SessionResult, Field(discriminator="type")]
+_RECORD: TypeAdapter[SessionHeader | TurnRecord | SessionResult] = TypeAdapter(Record)
+
+
+class RecordSink(Protocol):
+    """Where a session sends its records as they happen (a :class:`TranscriptWriter`, or a server's
+    per-request stream of turn events)."""
+
+    def write(self, record: SessionHeader | TurnRecord | SessionResult) -> None: ...
+
+
+class TranscriptWriter:
+    """Append-only JSONL writer; each record is flushed (and fsync'ed with ``durable=True``)."""
+
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.durable = durable
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> TranscriptWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_torn_tail()
+        self._fh = self.path.open("a", encoding="utf-8")
+        return self
+
+    def _drop_torn_tail(self) -> None:
+        """A crash mid-write leaves a partial last line; cut it so appends start on a clean line."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with self.path.open("rb+") as fh:
+            data = fh.read()
+            if data.endswith(b"\n"):
+                return
+            fh.truncate(data.rfind(b"\n") + 1)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def write(self, record: SessionHeader | TurnRecord | SessionResult) -> None:
+        if self._fh is None:
+            self.__enter__()
+        assert self._fh is not None
+        # the result repeats its turns in memory; on disk they are already there as turn records
+        line = (
+            record.model_dump_json(exclude={"turns"})
+            if isinstance(record, SessionResult)
+            else record.model_dump_json()
+        )
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        if self.durable:
+            os.fsync(self._fh.fileno())
+
+
+class SessionTranscript(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    header: SessionHeader
+    turns: list[Turn]
+    result: SessionResult | None = None
+
+
+def load(path: str | Path) -> dict[str, SessionTranscript]:
+    """Read a JSONL transcript back, grouped by session (in file order). A torn last line — the
+    trace of a crash mid-write — is ignored; any other bad line raises."""
+    headers: dict[str, SessionHeader] = {}
+    turns: dict[str, list[Turn]] = {}
+    results: dict[str, SessionResult] = {}
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = _RECORD.validate_json(line)
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise
+        if isinstance(rec, SessionHeader):
+            # a session re-run after a crash starts with a new header: its partial turns are superseded
+            headers[rec.session] = rec
+            turns[rec.session] = []
+            results.pop(rec.session, None)
+        elif isinstance(rec, TurnRecord):
+            turns.setdefault(rec.turn.session, []).append(rec.turn)
+        else:
+            results[rec.session] = rec
+    out: dict[str, SessionTranscript] = {}
+    for sid, h in headers.items():
+        res = results.get(sid)
+        if res is not None:
+            res = res.model_copy(update={"turns": list(turns[sid])})
+        out[sid] = SessionTranscript(header=h, turns=turns[sid], result=res)
+    return out

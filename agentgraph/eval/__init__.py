@@ -1,0 +1,1 @@
+"""Datasets, evaluation over them, metrics, matched-budget baselines and reports."""

@@ -1,0 +1,1 @@
+"""How a team talks and decides: inter-round policies, decision rules, voting."""

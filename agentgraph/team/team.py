@@ -1,0 +1,194 @@
+"""A team: a topology, the role cards its agents use, and the protocol (rounds, inter-round policy,
+decision). Everything is checked when the team is built, before any request is sent.
+
+A team is a value, like a networkx graph: running it is a function over it
+(:func:`agentgraph.solve`, :func:`agentgraph.solve_many`), so the scheduler depends on the team and
+never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from agentgraph.backends.base import Adapter
+from agentgraph.core.errors import ConfigError
+from agentgraph.core.retry import RetryPolicy
+from agentgraph.core.sampling import Sampling, SamplingOverrides
+from agentgraph.core.thinking import SHARES, Share, ThinkFormat, parse_think
+from agentgraph.graph.topology import Topology
+from agentgraph.protocol.decisions import DecisionRule, parse_decision
+from agentgraph.protocol.inter_round import InterRound, parse_policy
+from agentgraph.roles.book import Role, RoleBook
+from agentgraph.roles.presets import DEFAULT, Preset
+from agentgraph.team.strategy import Strategy
+
+OnError = Literal["record", "raise"]
+Overflow = Literal["truncate-peers", "fail-session"]
+
+
+class Team:
+    r"""A topology, its role cards and the protocol, checked once and ready to run.
+
+    Parameters
+    ----------
+    topology : Topology
+        The communication graph; its node attribute ``role`` names each agent's card.
+    rounds, inter_round, decision, roles, early_stop, on_error, adapters, sampling, retry
+        The protocol, described below.
+
+    - ``rounds`` ≥ 1; in each round every agent speaks once, spatial generations in order, agents of
+      one generation concurrently; round r reads only round r−1 across temporal edges. Default: the
+      topology's own (``graph["rounds"]``: the shapes ``sc:N``/``bon:N`` are one round, ``beam``
+      its depth — a different value is refused), else 2.
+    - ``inter_round``: ``full`` | ``partial[:K[:agreement|confidence]]`` | ``summarize`` (or a policy object).
+    - ``decision``: ``majority`` | ``weighted`` | ``judge`` | ``chain_tail`` | ``tree_root`` |
+      ``best_score``. Default: the topology's own (``graph["decision"]``), else ``majority``.
+    - ``strategy``: a :class:`Strategy` that runs the session instead of the rounds (beam search,
+      cascades); a topology marked ``graph["strategy"]`` needs one — :func:`agentgraph.shape`
+      builds both from a spec.
+    - ``early_stop``: stop after a round in which every agent gave the same parseable answer.
+    - ``on_error``: ``record`` (a failed request becomes a turn with ``error`` set; the team decides from
+      the agents that answered) or ``raise`` (record it, then raise).
+    - ``adapters``: role → :class:`Adapter`, overriding the cards (trainers hot-swap versions here).
+    - ``sampling``: team-wide overrides applied over every role's defaults (agent overrides win).
+    - ``retry``: :class:`RetryPolicy` — transient failures (server errors, timeouts) are retried with
+      exponential backoff and jitter (default 3 attempts); every failed attempt is kept on the turn.
+    - ``share``: what agents, summarizers and judges read of each other's turns — ``final`` (the
+      text after the think block), ``answer`` or ``full``; a role card's ``share`` wins for its readers.
+    - ``think``: ``auto`` (markers detected from the model's chat template), ``none``, or
+      ``"OPEN,CLOSE"`` / a :class:`~agentgraph.core.thinking.ThinkFormat`.
+    - ``overflow``: when a later-round prompt would not fit the context — ``truncate-peers`` (leave
+      out the oldest, then longest, peer messages until it fits; recorded on the turn) or
+      ``fail-session`` (that session ends as a recorded failure). Other sessions are not affected.
+    - ``preset``: a :class:`~agentgraph.roles.presets.Preset` (the model authors' settings), applied over
+      the role cards and under ``sampling``.
+
+    Edge logits are not read here: a team runs every edge of its topology. Sampling graphs from the
+    logits is what :meth:`Topology.sample` and the graph trainer do.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> import agentgraph as ag
+    >>> team = ag.Team(ag.full(3), rounds=2, inter_round="summarize")
+    >>> team.describe()
+    'full:3, 3 agents, 2 rounds, inter-round summarize, decision majority'
+    >>> scripted = ag.backends.Scripted(default=lambda call: "\\boxed{7}")
+    >>> result = asyncio.run(ag.solve(team, "3 + 4?", scripted, gold="7"))
+    >>> result.answer, result.correct, result.rounds_run
+    ('7', True, 2)
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        rounds: int | None = None,
+        inter_round: str | InterRound = "full",
+        decision: str | DecisionRule | None = None,
+        roles: RoleBook | None = None,
+        early_stop: bool = False,
+        on_error: OnError = "record",
+        adapters: Mapping[str, Adapter] | None = None,
+        sampling: SamplingOverrides | None = None,
+        retry: RetryPolicy | None = None,
+        share: Share = "final",
+        think: str | ThinkFormat | None = "auto",
+        overflow: Overflow = "truncate-peers",
+        preset: Preset | None = None,
+        strategy: Strategy | None = None,
+    ) -> None:
+        if not isinstance(topology, Topology):
+            raise ConfigError(
+                "topology", f"{type(topology).__name__} is not a Topology", "use a builder from topologies"
+            )
+        topology.validate()
+        name = topology.graph.get("name", "topology")
+        fixed = topology.graph.get("rounds")
+        if rounds is None:
+            rounds = fixed if fixed is not None else 2
+        elif fixed is not None and rounds != fixed:
+            raise ConfigError(
+                "rounds", f"{name} runs {fixed} round(s), not {rounds}", "leave rounds out for this shape"
+            )
+        if decision is None:
+            decision = str(topology.graph.get("decision", "majority"))
+        if topology.graph.get("strategy") and strategy is None:
+            raise ConfigError(
+                "strategy",
+                f"{name} is a search, not a graph to run in rounds",
+                f"build it with agentgraph.shape({str(name)!r})",
+            )
+        if strategy is not None and not isinstance(strategy, Strategy):
+            raise ConfigError(
+                "strategy", f"{type(strategy).__name__} has no run()", "use agentgraph.shapes.build"
+            )
+        self.strategy = strategy
+        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+            raise ConfigError("rounds", f"{rounds!r} is not an integer ≥ 1", "use rounds ≥ 1")
+        if rounds > 1000:
+            raise ConfigError("rounds", f"{rounds} rounds is more than 1000", "use fewer rounds")
+        if on_error not in ("record", "raise"):
+            raise ConfigError("on_error", f"{on_error!r} is not record or raise", "use record or raise")
+        if share not in SHARES:
+            raise ConfigError(
+                "share", f"{share!r} is not one of {', '.join(SHARES)}", "use final, answer or full"
+            )
+        if overflow not in ("truncate-peers", "fail-session"):
+            raise ConfigError("overflow", f"{overflow!r} is not a rule", "use truncate-peers or fail-session")
+        self.topology = topology
+        self.rounds = rounds
+        self.preset = preset if preset is not None else DEFAULT
+        self.roles = self.preset.apply(roles if roles is not None else RoleBook.default())
+        self.share: Share = self.preset.share if share == "final" and self.preset.share else share
+        self.think = parse_think(think)
+        self.overflow: Overflow = overflow
+        self.policy = parse_policy(inter_round)
+        self.decision = parse_decision(decision)
+        self.early_stop = early_stop
+        self.on_error: OnError = on_error
+        self.adapters = dict(adapters or {})
+        self.sampling = sampling
+        self.retry = retry if retry is not None else RetryPolicy()
+        # the scheduler asks for an agent's role every turn; the lookup raises a ConfigError naming
+        # an unknown role, so building the map is also the check
+        self._role_of = {a: self.roles[topology.role_of(a)] for a in topology.agents}
+        self.policy.check(self.roles)
+        self.decision.check(topology, self.roles)
+        self.agents = topology.agents
+        self.generations = topology.generations()
+        # the scheduler asks these once per turn; networkx edge views cost more than the rest of a turn
+        self.spatial_predecessors = {a: topology.spatial_predecessors(a) for a in topology.agents}
+        self.temporal_predecessors = {a: topology.temporal_predecessors(a) for a in topology.agents}
+
+    def role(self, agent: str) -> Role:
+        return self._role_of[agent]
+
+    def share_of(self, role: Role) -> Share:
+        return role.share or self.share
+
+    def sampling_for(self, agent: str | None, role: Role) -> Sampling:
+        s = role.sampling.merged(self.preset.sampling).merged(self.sampling)
+        if agent is not None:
+            s = s.merged(self.topology.nodes[agent].get("sampling"))
+        return s
+
+    def adapter_for(self, agent: str | None, role: Role) -> Adapter | None:
+        if agent is not None and (path := self.topology.nodes[agent].get("adapter")):
+            return Adapter(name=f"{agent}:{Path(path).name}", path=str(path))
+        if role.name in self.adapters:
+            return self.adapters[role.name]
+        if role.adapter:
+            return Adapter(name=f"{role.name}:{Path(role.adapter).name}", path=role.adapter)
+        return None
+
+    def describe(self) -> str:
+        name = self.topology.graph.get("name", "topology")
+        if self.strategy is not None:
+            return f"{name}, {len(self.topology)} agents, {self.strategy.name}"
+        return (
+            f"{name}, {len(self.topology)} agents, {self.rounds} rounds, "
+            f"inter-round {self.policy.name}, decision {self.decision.name}"
+        )
