@@ -29,20 +29,9 @@ from agentgraph.engine.transcript import SessionResult, TranscriptWriter, load
 from agentgraph.eval.datasets import Problem, load_dataset
 from agentgraph.eval.evaluation import compare, evaluate
 from agentgraph.eval.metrics import Metrics
-from agentgraph.graph.generators import (
-    beam,
-    best_of,
-    chain,
-    from_spec,
-    full,
-    layered,
-    pruned,
-    random_graph,
-    self_consistency,
-    single,
-    star,
-    tree,
-)
+from agentgraph.graph.generators import chain, full, layered, pruned, random_graph, single, star, tree
+from agentgraph.graph.scaling import beam, best_of, self_consistency
+from agentgraph.graph.specs import from_spec
 from agentgraph.graph.topology import Topology
 from agentgraph.protocol.decisions import DecisionRule
 from agentgraph.protocol.inter_round import InterRound

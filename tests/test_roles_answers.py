@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from math_verify.errors import TimeoutException
 
-from agentgraph import ConfigError, answer_key, answers, extract, is_correct
+from agentgraph import ConfigError, answer_key, extract, is_correct
+from agentgraph.core import answers
 from agentgraph.roles.book import RoleBook, load_role
 
 

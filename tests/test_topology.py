@@ -9,17 +9,8 @@ import numpy as np
 import pytest
 
 from agentgraph import ConfigError, Topology
-from agentgraph.graph.generators import (
-    chain,
-    from_spec,
-    full,
-    layered,
-    pruned,
-    random_graph,
-    single,
-    star,
-    tree,
-)
+from agentgraph.graph.generators import chain, full, layered, pruned, random_graph, single, star, tree
+from agentgraph.graph.specs import from_spec
 from agentgraph.graph.topology import sigmoid
 
 

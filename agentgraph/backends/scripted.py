@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from agentgraph.backends.base import Completion, GenerationRequest, chat_prompt_ids
-from agentgraph.core.errors import BackendError
+from agentgraph.core.errors import BackendError, RequestRejected
 from agentgraph.core.messages import ChatMessage
 from agentgraph.core.thinking import ThinkFormat
 
@@ -158,6 +158,12 @@ class Scripted:
     async def generate(self, request: GenerationRequest) -> Completion:
         start = time.perf_counter()
         meta = request.meta
+        if self.max_context is not None:  # as an engine does: a prompt over the context is refused
+            n = self.count_prompt_tokens(request)
+            if n is not None and n + 1 > self.max_context:
+                raise RequestRejected(
+                    "prompt", f"{n} tokens do not fit the context of {self.max_context}", "shorten it"
+                )
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         self.calls += 1

@@ -26,7 +26,8 @@ from agentgraph.graph.topology import Topology
 from agentgraph.roles.book import RoleBook
 from agentgraph.roles.presets import Preset, choose
 from agentgraph.shapes.build import shape, team_of
-from agentgraph.team.team import Overflow, Team
+from agentgraph.team.config import Overflow
+from agentgraph.team.team import Team
 from agentgraph.train.adapters import load_adapters
 from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
 

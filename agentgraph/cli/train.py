@@ -14,7 +14,7 @@ from agentgraph.cli.solve import need_dataset
 from agentgraph.core.errors import ConfigError, from_validation
 from agentgraph.eval.datasets import load_dataset
 from agentgraph.eval.evaluation import run_dir
-from agentgraph.graph.generators import from_spec
+from agentgraph.graph.specs import from_spec
 
 
 def config_from(o: Solve, config: type[BaseModel], fields: Fields, **extra: Any) -> Any:

@@ -61,6 +61,17 @@ class SamplingOverrides(BaseModel):
     def _budget(cls, v: int | tuple[int, ...] | None) -> int | tuple[int, ...] | None:
         return _check_budget(v)
 
+    def over(self, base: SamplingOverrides | None) -> SamplingOverrides:
+        """These overrides laid over ``base``: a field set here wins, the rest of ``base`` stays
+        (a trainer's temperature over a team's thinking budget keeps the budget).
+
+        >>> SamplingOverrides(temperature=1.0).over(SamplingOverrides(thinking_budget=64)).thinking_budget
+        64
+        """
+        if base is None:
+            return self
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
 
 def _check_budget(v: int | tuple[int, ...] | None) -> int | tuple[int, ...] | None:
     values = (v,) if isinstance(v, int) else v or ()

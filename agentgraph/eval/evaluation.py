@@ -23,7 +23,6 @@ team's measured mean tokens per problem (:mod:`agentgraph.eval.budget`), paired 
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from agentgraph.backends.base import Backend
+from agentgraph.core.atomic import write_text_atomic
 from agentgraph.core.errors import ConfigError
 from agentgraph.engine import scheduler
 from agentgraph.engine.transcript import SessionResult, TranscriptWriter, load
@@ -71,15 +71,6 @@ def finished_results(transcript: Path) -> dict[str, SessionResult]:
     if not transcript.exists():
         return {}
     return {sid: s.result for sid, s in load(transcript).items() if s.result is not None}
-
-
-def write_json_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
 
 
 async def evaluate(
@@ -130,7 +121,7 @@ async def evaluate(
                 done[r.session] = r
     results = [done[sid] for sid in ids]
     metrics = compute_metrics(name or team.describe(), results, time.perf_counter() - start)
-    write_json_atomic(out / "metrics.json", metrics.model_dump_json(indent=2))
+    write_text_atomic(out / "metrics.json", metrics.model_dump_json(indent=2))
     if report:
         write_run_report(out, metrics, results, team.topology)
     return metrics, results

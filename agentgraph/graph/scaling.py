@@ -111,7 +111,7 @@ def beam(
     for value, field in ((k, "k"), (depth, "depth"), (branch, "branch")):
         check_count(value, field)
     g = Topology(name=f"beam:{k}x{depth}x{branch}", rounds=depth, decision="best_score", strategy="beam")
-    g.graph.update(beam_k=k, beam_branch=branch, proposer=proposer, finisher=finisher)
+    g.graph.update(beam_k=k, beam_branch=branch, proposer=proposer, grader=grader, finisher=finisher)
     slots = k * branch
     for j in range(slots):
         g.add_agent(f"p{j}", proposer)

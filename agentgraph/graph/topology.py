@@ -26,10 +26,13 @@ from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from agentgraph.core.atomic import write_text_atomic
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.sampling import SamplingOverrides
+from agentgraph.graph.drawing import draw
+from agentgraph.graph.readwrite import PROTOCOL_KEYS, AgentSpec, EdgeSpec, ProtocolSpec, TopologySpec
 
 EdgeKind = Literal["spatial", "temporal"]
 EDGE_KINDS: tuple[EdgeKind, EdgeKind] = ("spatial", "temporal")
@@ -46,38 +49,6 @@ def logit(p: float) -> float:
     if not 0.0 < p < 1.0:
         raise ConfigError("probability", f"{p} is not strictly between 0 and 1", "use 0 < p < 1")
     return math.log(p / (1.0 - p))
-
-
-class AgentSpec(BaseModel):
-    """A node, as stored in JSON."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    role: str = Field(min_length=1)
-    model: str | None = None
-    adapter: str | None = None
-    sampling: SamplingOverrides | None = None
-    attrs: dict[str, Any] = Field(default_factory=dict)
-
-
-class EdgeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    source: str
-    target: str
-    kind: EdgeKind
-    logit: float | None = None
-
-
-class TopologySpec(BaseModel):
-    """The JSON form of a topology (``Topology.to_json`` / ``Topology.from_json``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = "topology"
-    agents: list[AgentSpec]
-    edges: list[EdgeSpec] = Field(default_factory=list)
 
 
 class Topology(nx.MultiDiGraph):  # type: ignore[misc]
@@ -302,11 +273,20 @@ class Topology(nx.MultiDiGraph):  # type: ignore[misc]
             EdgeSpec(source=u, target=v, kind=k, logit=d["logit"])
             for u, v, k, d in self.edges(keys=True, data=True)
         ]
-        return TopologySpec(name=str(self.graph.get("name", "topology")), agents=agents, edges=edges)
+        graph = {k: v for k, v in self.graph.items() if k != "name"}
+        return TopologySpec(
+            name=str(self.graph.get("name", "topology")),
+            agents=agents,
+            edges=edges,
+            protocol=ProtocolSpec(**{k: graph.pop(k) for k in PROTOCOL_KEYS if k in graph}),
+            attrs=graph,
+        )
 
     @classmethod
     def from_spec(cls, spec: TopologySpec) -> Topology:
         g = cls(name=spec.name)
+        g.graph.update(spec.attrs)
+        g.graph.update(spec.protocol.model_dump(exclude_none=True))  # a shape's protocol comes back
         for a in spec.agents:
             g.add_agent(a.name, a.role, model=a.model, adapter=a.adapter, sampling=a.sampling, **a.attrs)
         for e in spec.edges:
@@ -329,11 +309,7 @@ class Topology(nx.MultiDiGraph):  # type: ignore[misc]
         return cls.from_spec(spec)
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> Topology:
@@ -350,75 +326,6 @@ class Topology(nx.MultiDiGraph):  # type: ignore[misc]
 
     # -- drawing -----------------------------------------------------------------------------------
     def draw(self, path: str | Path, *, title: str | None = None) -> Path:
-        """PNG: spatial edges solid, temporal edges dashed and curved, width by keep-probability."""
-        from agentgraph.core.plotting import pyplot
-
-        plt = pyplot()
-        sg = self.kind_view("spatial")
-        layers: dict[str, int] = {}
-        for i, gen in enumerate(nx.topological_generations(sg)):
-            for a in gen:
-                layers[a] = i
-        nx.set_node_attributes(sg, layers, "layer")
-        pos = (
-            nx.multipartite_layout(sg, subset_key="layer") if sg.number_of_edges() else nx.circular_layout(sg)
-        )
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(self)), 4.0))
-        colors = {
-            "solver": "#8ecae6",
-            "critic": "#ffb703",
-            "verifier": "#90be6d",
-            "manager": "#f28482",
-            "judge": "#cdb4db",
-            "summarizer": "#bde0fe",
-            "grader": "#90be6d",
-            "stepper": "#8ecae6",
-            "finisher": "#219ebc",
-        }
-        nx.draw_networkx_nodes(
-            sg,
-            pos,
-            ax=ax,
-            node_color=[colors.get(self.role_of(a), "#dddddd") for a in sg.nodes],
-            node_size=900,
-        )
-        nx.draw_networkx_labels(
-            sg, pos, ax=ax, labels={a: f"{a}\n{self.role_of(a)}" for a in sg.nodes}, font_size=7
-        )
-        for kind, style, rad in (("spatial", "solid", 0.0), ("temporal", "dashed", 0.25)):
-            edges = self.edges_of(kind)  # type: ignore[arg-type]
-            loops = [(u, v) for u, v in edges if u == v]
-            edges = [(u, v) for u, v in edges if u != v]
-            widths = [0.5 + 3.0 * self.probability(u, v, kind) for u, v in edges]  # type: ignore[arg-type]
-            if edges:
-                nx.draw_networkx_edges(
-                    sg,
-                    pos,
-                    ax=ax,
-                    edgelist=edges,
-                    width=widths,
-                    style=style,
-                    node_size=900,
-                    connectionstyle=f"arc3,rad={rad}",
-                    arrows=True,
-                    edge_color="#333333" if kind == "spatial" else "#888888",
-                )
-            if loops:
-                nx.draw_networkx_edges(
-                    sg,
-                    pos,
-                    ax=ax,
-                    edgelist=loops,
-                    style=style,
-                    node_size=900,
-                    arrows=True,
-                    edge_color="#888888",
-                )
-        ax.set_title(
-            title or f"{self.graph.get('name', 'topology')} (solid: spatial, dashed: temporal)", fontsize=9
-        )
-        ax.axis("off")
-        p = Path(path)
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        return p
+        """PNG: spatial edges solid, temporal edges dashed and curved, width by keep-probability
+        (:func:`agentgraph.graph.drawing.draw`)."""
+        return draw(self, path, title=title)

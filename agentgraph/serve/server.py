@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import hmac
 import json
 import time
@@ -41,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentgraph.backends.base import Backend
 from agentgraph.core.answers import answer_key
-from agentgraph.core.errors import BackendError, ConfigError
+from agentgraph.core.errors import AgentGraphError, BackendError, ConfigError
 from agentgraph.core.messages import Turn
 from agentgraph.core.sampling import SamplingOverrides
 from agentgraph.engine import scheduler
@@ -56,7 +55,9 @@ from agentgraph.engine.transcript import (
 from agentgraph.team.team import Team
 
 
-class ApiError(Exception):
+class ApiError(AgentGraphError):
+    """A request the server answers with an OpenAI-shaped error (status, message, param, code)."""
+
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
@@ -197,9 +198,7 @@ def create_app(
             )
         team = teams[str(name)]
         if (extra := overrides(body)) is not None:
-            team = copy.copy(team)  # a shallow copy: sessions read the sampling once, per request
-            base = team.sampling.model_dump(exclude_none=True) if team.sampling is not None else {}
-            team.sampling = SamplingOverrides(**{**base, **extra.model_dump(exclude_none=True)})
+            team = team.replace(sampling=extra.over(team.sampling))
         if max_concurrency is not None and running >= max_concurrency:
             raise ApiError(
                 429, f"{running} sessions are running (the limit is {max_concurrency}); retry later"
@@ -222,9 +221,7 @@ def create_app(
             running -= 1
         return respond(str(name), result, body)
 
-    def stream_turns(
-        name: str, s: Session, sink: TranscriptWriter | None, body: dict[str, Any]
-    ) -> Any:
+    def stream_turns(name: str, s: Session, sink: TranscriptWriter | None, body: dict[str, Any]) -> Any:
         """Turn events as they happen, then the answer: each finished turn is a chunk with no choices
         and an ``agentgraph_turn`` object (agent, round, kind, answer, score, tokens, text)."""
         nonlocal running

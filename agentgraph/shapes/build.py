@@ -42,7 +42,8 @@ from typing import Any
 import networkx as nx
 
 from agentgraph.core.errors import ConfigError
-from agentgraph.graph.generators import from_spec, self_consistency
+from agentgraph.graph.scaling import self_consistency
+from agentgraph.graph.specs import from_spec
 from agentgraph.graph.topology import Topology
 from agentgraph.shapes.strategies import Beam, Cascade
 from agentgraph.team.team import Team
@@ -60,6 +61,7 @@ def _beam_of(topology: Topology, prefix: str = "") -> Beam:
         depth=int(gr["rounds"]),
         branch=int(gr["beam_branch"]),
         proposer=str(gr["proposer"]),
+        grader=str(gr.get("grader", "grader")),
         finisher=str(gr["finisher"]),
         prefix=prefix,
     )
@@ -107,13 +109,33 @@ def shape(
         raise ConfigError(
             "topology", f"cannot parse {spec!r}", "use cascade:A+B[+C], e.g. cascade:sc:3+full:3"
         )
+    return _cascade(parts, [rounds] * len(parts), role, min_agreement, min_score, **team)
+
+
+def _cascade(
+    parts: list[str],
+    stage_rounds: list[int | None],
+    role: str,
+    min_agreement: float,
+    min_score: float | None,
+    **team: Any,
+) -> Team:
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError("min_agreement", f"{min_agreement} is not in [0, 1]", "e.g. 1.0 (any disagreement)")
     stages = tuple(
-        team_of(_relabelled(from_spec(p, role=role), f"s{i}."), rounds, prefix=f"s{i}.", **team)
-        for i, p in enumerate(parts)
+        team_of(_relabelled(from_spec(p, role=role), f"s{i}."), r, prefix=f"s{i}.", **team)
+        for i, (p, r) in enumerate(zip(parts, stage_rounds, strict=True))
     )
-    union = Topology(name=f"cascade:{'+'.join(parts)}", strategy="cascade")
+    # the union graph carries the whole protocol, so a saved cascade loads back as the same team
+    union = Topology(
+        name=f"cascade:{'+'.join(parts)}",
+        strategy="cascade",
+        stages=list(parts),
+        stage_rounds=[s.rounds for s in stages],
+        stage_role=role,
+        min_agreement=min_agreement,
+        min_score=min_score,
+    )
     for s in stages:
         union.add_nodes_from(s.topology.nodes(data=True))
         union.add_edges_from(s.topology.edges(keys=True, data=True))
@@ -125,8 +147,20 @@ def team_of(topology: Topology, rounds: int | None = None, *, prefix: str = "", 
     """A team on ``topology``: ``rounds`` applies unless the topology fixes its own (the shapes
     do); a beam's slots get their search strategy (agents named with ``prefix``, as a cascade
     stage renames them)."""
-    if topology.graph.get("strategy") == "beam":
+    gr = topology.graph
+    if gr.get("strategy") == "beam":
         return Team(topology, strategy=_beam_of(topology, prefix), **team)
+    if gr.get("strategy") == "cascade":  # a saved cascade: its stages are rebuilt from their specs
+        if prefix:
+            raise ConfigError("topology", "a cascade cannot be a stage of another", "flatten the stages")
+        return _cascade(
+            list(gr["stages"]),
+            list(gr["stage_rounds"]),
+            str(gr.get("stage_role", "solver")),
+            float(gr.get("min_agreement", 1.0)),
+            gr.get("min_score"),
+            **team,
+        )
     own = topology.graph.get("rounds") is not None
     return Team(topology, rounds=None if own else rounds, **team)
 
@@ -138,17 +172,14 @@ def self_consistency_like(team: Team, n: int, role: str | None = None) -> Team:
     if role is None:
         answering = [a for a in team.agents if team.role(a).answer_format == "boxed"]
         role = team.role(answering[0]).name if answering else "solver"
-    return Team(
+    # every setting of the team's config but its protocol (rounds, decision, strategy, inter-round)
+    return team.replace(
         self_consistency(n, role),
-        roles=team.roles,
-        sampling=team.sampling,
-        share=team.share,
-        think=team.think,
-        overflow=team.overflow,
-        preset=team.preset,
-        retry=team.retry,
-        adapters=team.adapters,
-        on_error=team.on_error,
+        rounds=None,
+        decision=None,
+        strategy=None,
+        inter_round="full",
+        early_stop=False,
     )
 
 

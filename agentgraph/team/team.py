@@ -8,24 +8,21 @@ never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from agentgraph.backends.base import Adapter
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.retry import RetryPolicy
-from agentgraph.core.sampling import Sampling, SamplingOverrides
-from agentgraph.core.thinking import SHARES, Share, ThinkFormat, parse_think
+from agentgraph.core.sampling import Sampling
+from agentgraph.core.thinking import SHARES, Share, parse_think
 from agentgraph.graph.topology import Topology
-from agentgraph.protocol.decisions import DecisionRule, parse_decision
-from agentgraph.protocol.inter_round import InterRound, parse_policy
+from agentgraph.protocol.decisions import parse_decision
+from agentgraph.protocol.inter_round import parse_policy
 from agentgraph.roles.book import Role, RoleBook
-from agentgraph.roles.presets import DEFAULT, Preset
+from agentgraph.roles.presets import DEFAULT
+from agentgraph.team.config import OnError, Overflow, TeamConfig
 from agentgraph.team.strategy import Strategy
-
-OnError = Literal["record", "raise"]
-Overflow = Literal["truncate-peers", "fail-session"]
 
 
 class Team:
@@ -35,8 +32,10 @@ class Team:
     ----------
     topology : Topology
         The communication graph; its node attribute ``role`` names each agent's card.
-    rounds, inter_round, decision, roles, early_stop, on_error, adapters, sampling, retry
-        The protocol, described below.
+    config : TeamConfig, optional
+        The protocol and settings (:class:`~agentgraph.team.config.TeamConfig`, every field with
+        its help); keyword ``settings`` are applied over it, so ``Team(g, rounds=2)`` works too.
+        :meth:`replace` gives a changed team; a team is never changed in place.
 
     - ``rounds`` ≥ 1; in each round every agent speaks once, spatial generations in order, agents of
       one generation concurrently; round r reads only round r−1 across temporal edges. Default: the
@@ -81,25 +80,11 @@ class Team:
     ('7', True, 2)
     """
 
-    def __init__(
-        self,
-        topology: Topology,
-        *,
-        rounds: int | None = None,
-        inter_round: str | InterRound = "full",
-        decision: str | DecisionRule | None = None,
-        roles: RoleBook | None = None,
-        early_stop: bool = False,
-        on_error: OnError = "record",
-        adapters: Mapping[str, Adapter] | None = None,
-        sampling: SamplingOverrides | None = None,
-        retry: RetryPolicy | None = None,
-        share: Share = "final",
-        think: str | ThinkFormat | None = "auto",
-        overflow: Overflow = "truncate-peers",
-        preset: Preset | None = None,
-        strategy: Strategy | None = None,
-    ) -> None:
+    def __init__(self, topology: Topology, config: TeamConfig | None = None, **settings: Any) -> None:
+        config = (config or TeamConfig()).replace(**settings) if settings else (config or TeamConfig())
+        self.config = config
+        rounds, decision, strategy = config.rounds, config.decision, config.strategy
+        on_error, share, overflow, preset = config.on_error, config.share, config.overflow, config.preset
         if not isinstance(topology, Topology):
             raise ConfigError(
                 "topology", f"{type(topology).__name__} is not a Topology", "use a builder from topologies"
@@ -132,7 +117,7 @@ class Team:
             raise ConfigError("rounds", f"{rounds} rounds is more than 1000", "use fewer rounds")
         if on_error not in ("record", "raise"):
             raise ConfigError("on_error", f"{on_error!r} is not record or raise", "use record or raise")
-        if share not in SHARES:
+        if share is not None and share not in SHARES:
             raise ConfigError(
                 "share", f"{share!r} is not one of {', '.join(SHARES)}", "use final, answer or full"
             )
@@ -141,17 +126,18 @@ class Team:
         self.topology = topology
         self.rounds = rounds
         self.preset = preset if preset is not None else DEFAULT
-        self.roles = self.preset.apply(roles if roles is not None else RoleBook.default())
-        self.share: Share = self.preset.share if share == "final" and self.preset.share else share
-        self.think = parse_think(think)
+        self.roles = self.preset.apply(config.roles if config.roles is not None else RoleBook.default())
+        # None is "not set": an explicit share (final included) wins over the preset's
+        self.share: Share = share if share is not None else self.preset.share or "final"
+        self.think = parse_think(config.think)
         self.overflow: Overflow = overflow
-        self.policy = parse_policy(inter_round)
+        self.policy = parse_policy(config.inter_round)
         self.decision = parse_decision(decision)
-        self.early_stop = early_stop
+        self.early_stop = config.early_stop
         self.on_error: OnError = on_error
-        self.adapters = dict(adapters or {})
-        self.sampling = sampling
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.adapters = dict(config.adapters or {})
+        self.sampling = config.sampling
+        self.retry = config.retry if config.retry is not None else RetryPolicy()
         # the scheduler asks for an agent's role every turn; the lookup raises a ConfigError naming
         # an unknown role, so building the map is also the check
         self._role_of = {a: self.roles[topology.role_of(a)] for a in topology.agents}
@@ -162,6 +148,10 @@ class Team:
         # the scheduler asks these once per turn; networkx edge views cost more than the rest of a turn
         self.spatial_predecessors = {a: topology.spatial_predecessors(a) for a in topology.agents}
         self.temporal_predecessors = {a: topology.temporal_predecessors(a) for a in topology.agents}
+
+    def replace(self, topology: Topology | None = None, **changes: Any) -> Team:
+        """A new team with ``changes`` to the config (checked again); this one is unchanged."""
+        return Team(self.topology if topology is None else topology, self.config.replace(**changes))
 
     def role(self, agent: str) -> Role:
         return self._role_of[agent]

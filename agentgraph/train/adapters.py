@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgraph.backends.base import Adapter, AdapterHost, Backend, GenerationRequest
+from agentgraph.core.atomic import replace_dir_atomic, write_text_atomic
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.messages import ChatMessage
 from agentgraph.core.sampling import Sampling
@@ -31,8 +32,7 @@ def save_adapters(model: Any, folder: Path, roles: Sequence[str]) -> dict[str, P
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp, selected_adapters=list(roles))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
+    replace_dir_atomic(tmp, folder)
     return {r: folder / r for r in roles}
 
 
@@ -88,11 +88,7 @@ def export_index(
         "roles": {r: f"{use}/{r}" for r in roles},
         "best": {"heldout_accuracy": best[0], "step": best[1]} if best else None,
     }
-    path = out / "adapters.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(index, indent=2), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(out / "adapters.json", json.dumps(index, indent=2))
 
 
 def load_adapters(run: str | Path) -> tuple[dict[str, Adapter], int]:

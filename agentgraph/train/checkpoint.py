@@ -2,7 +2,7 @@
 
 ``OUT/checkpoint/adapters/<role>/`` (PEFT format) and ``OUT/checkpoint/trainer.pt`` (step, optimizer,
 RNG states, best, evaluations, guard, config) are written to ``checkpoint.tmp`` and replace the old
-folder atomically (:func:`agentgraph.train.loop.replace_dir_atomic`), so a kill at any moment leaves
+folder atomically (:func:`agentgraph.core.atomic.replace_dir_atomic`), so a kill at any moment leaves
 the previous checkpoint or the new one, never a mix.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from agentgraph.core.atomic import find_dir, replace_dir_atomic
 from agentgraph.core.errors import ConfigError
-from agentgraph.train.loop import find_dir, replace_dir_atomic
 
 
 def save_role_checkpoint(out: Path, model: Any, roles: Sequence[str], state: dict[str, Any]) -> Path:

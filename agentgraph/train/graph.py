@@ -32,6 +32,7 @@ import torch
 from pydantic import ConfigDict
 
 from agentgraph.backends.base import Backend
+from agentgraph.core.atomic import write_atomic
 from agentgraph.core.errors import ConfigError
 from agentgraph.engine import scheduler
 from agentgraph.engine.transcript import SessionResult
@@ -374,11 +375,8 @@ class GraphGRPOTrainer:
         if self.out is None:
             return None
         self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / "checkpoint.pt"
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
-        return path
+        state = self.state()
+        return write_atomic(self.out / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
     def load_checkpoint(self) -> bool:
         if self.out is None or not (self.out / "checkpoint.pt").exists():

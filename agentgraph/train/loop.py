@@ -9,13 +9,14 @@ appends every step's record to ``OUT/log.jsonl`` as it happens, and checkpoints 
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
+
+from agentgraph.core.atomic import write_text_atomic
 
 
 class StepRecord(BaseModel):
@@ -114,26 +115,3 @@ def trim_log(path: Path, model: type[S], step: int) -> list[S]:
             kept.append(record)
     write_text_atomic(path, "".join(x.model_dump_json() + "\n" for x in kept))
     return kept
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def replace_dir_atomic(tmp: Path, folder: Path) -> None:
-    """Swap the finished ``tmp`` folder in for ``folder``: a crash leaves one of the two whole
-    (``folder.old`` holds the previous one between the two renames; :func:`find_dir` looks there)."""
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.replace(old)
-    tmp.replace(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def find_dir(folder: Path) -> Path:
-    """``folder``, or its ``.old`` twin when a run was killed between the swap's two renames."""
-    old = folder.with_name(folder.name + ".old")
-    return old if not folder.is_dir() and old.is_dir() else folder

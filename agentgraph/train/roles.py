@@ -43,7 +43,6 @@ same checkpoint.
 
 from __future__ import annotations
 
-import copy
 import random
 import tempfile
 import time
@@ -179,18 +178,18 @@ class RoleGRPOTrainer:
         return time.perf_counter() - start
 
     def rollout_team(self, *, temperature: float, logprobs: bool, team: Team | None = None) -> Team:
-        t = copy.copy(team or self.team)
-        t.adapters = {**t.adapters, **self.served}
+        t = team or self.team
         c = self.config
         greedy = temperature == 0.0  # held-out evaluation: the nucleus does not matter
-        t.sampling = SamplingOverrides(
+        # laid over the team's own sampling: its thinking budget and answer tokens are kept
+        rollout = SamplingOverrides(
             temperature=temperature,
             top_p=1.0 if greedy else c.top_p,
             top_k=None if greedy else c.top_k,
             max_tokens=c.max_completion_length,
             logprobs=logprobs,
         )
-        return t
+        return t.replace(adapters={**t.adapters, **self.served}, sampling=rollout.over(t.sampling))
 
     # -- rollouts and credit -------------------------------------------------------------------------------
     def draw(self) -> list[Problem]:

@@ -24,7 +24,6 @@ Inside async code that already owns an engine, run ``trainer.train`` in a thread
 from __future__ import annotations
 
 import asyncio
-import copy
 import tempfile
 import threading
 from collections.abc import Coroutine
@@ -131,11 +130,13 @@ class TeamRollout:
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         self._publish(trainer)
         assert self.adapter is not None
-        team = copy.copy(self.team)
         roles = {self.team.topology.role_of(a) for a in self.team.topology.agents}
-        team.adapters = {r: self.adapter for r in roles}  # one policy for every role
-        team.sampling = SamplingOverrides(
+        policy = SamplingOverrides(
             temperature=self.temperature, top_p=1.0, max_tokens=self.max_tokens, logprobs=True
+        )
+        team = self.team.replace(
+            adapters={r: self.adapter for r in roles},  # one policy for every role
+            sampling=policy.over(self.team.sampling),
         )
         texts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
         ids = [f"trl{self.calls}-{i}" for i in range(len(texts))]
