@@ -76,7 +76,7 @@ def measure(model: str, length: int, batch: int, mode: str) -> float:
     from trl.trainer.utils import selective_log_softmax
 
     from agentgraph.train import RoleGRPOConfig
-    from agentgraph.train.policy import LoRAPolicy, Sample
+    from agentgraph.train.policies.lora import LoRAPolicy, Sample
 
     policy = LoRAPolicy(model, RoleGRPOConfig(train_roles=("solver",), lora_r=8, logprob_chunk=512))
     policy.model.train()

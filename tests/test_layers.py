@@ -16,11 +16,15 @@ from agentgraph.cli import main
 from agentgraph.cli.parser import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_LINES = 500  # roles.py grew to 490 with the accelerate program (issue 14): split it next
+MAX_LINES = 400
 
 
 def test_no_import_circle() -> None:
-    graph = grimp.build_graph("agentgraph", include_external_packages=False)
+    # imports under TYPE_CHECKING are left out: they never run, so they cannot form a circle at import
+    # time (the team and the strategy protocol name each other only in annotations)
+    graph = grimp.build_graph(
+        "agentgraph", include_external_packages=False, exclude_type_checking_imports=True
+    )
     g = nx.DiGraph()
     for m in graph.modules:
         for imported in graph.find_modules_directly_imported_by(m):

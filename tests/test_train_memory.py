@@ -12,7 +12,7 @@ from agentgraph.core.errors import ConfigError
 from agentgraph.train import RoleGRPOConfig
 from agentgraph.train.logprobs import sampling_mask, token_logps
 from agentgraph.train.memory import GIB, colocated_utilization, trainer_bytes
-from agentgraph.train.policy import LoRAPolicy, Sample
+from agentgraph.train.policies.lora import LoRAPolicy, Sample
 from bench.train_memory import tiny_model
 from tests.conftest import ON_GPU
 

@@ -15,7 +15,7 @@ from agentgraph.backends import Scripted, ScriptedCall
 from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer, grpo_loss
 from agentgraph.train.adapters import load_adapters
 from agentgraph.train.credit import group_advantages
-from agentgraph.train.policy import Sample
+from agentgraph.train.policies.lora import Sample
 from examples.train_roles_arith import additions, make_team
 
 

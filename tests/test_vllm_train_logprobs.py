@@ -23,7 +23,7 @@ import agentgraph as ag
 from agentgraph.backends import VLLM, GenerationRequest
 from agentgraph.core.models import provision
 from agentgraph.train import RoleGRPOConfig
-from agentgraph.train.policy import LoRAPolicy, Sample
+from agentgraph.train.policies.lora import LoRAPolicy, Sample
 from tests.conftest import GPU_SHARE
 
 pytestmark = pytest.mark.vllm

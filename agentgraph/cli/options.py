@@ -10,12 +10,10 @@ against the command's own model: a key that the command does not use is an error
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentgraph.backends import Backend, create
 from agentgraph.core.errors import ConfigError, from_validation, read_yaml_mapping
@@ -29,7 +27,6 @@ from agentgraph.shapes.build import shape, team_of
 from agentgraph.team.config import Overflow
 from agentgraph.team.team import Team
 from agentgraph.train.adapters import load_adapters
-from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
 
 
 class Common(BaseModel):
@@ -313,98 +310,3 @@ class ShowOptions(Common):
     model: str | None = Field(None, description="also show the preset this model gets")
     preset: str = Field("auto", description="auto (by --model) | none | a preset name")
     png: str | None = Field(None, description="write a picture here")
-
-
-def _from(config: type[BaseModel], name: str, **changes: Any) -> Any:
-    """A config field as an option field: its type, default, bounds and help."""
-    info: FieldInfo = config.model_fields[name]
-    merged = FieldInfo.merge_field_infos(info, **changes) if changes else info
-    return (info.annotation, merged)
-
-
-Fields = Mapping[str, tuple[type[BaseModel], str] | None]
-
-
-GRAPH = GraphGRPOConfig
-ROLES = RoleGRPOConfig
-
-# CLI name -> (config, field): the trainers' options are these config fields
-GRAPH_FIELDS: Fields = {
-    "base": None,
-    "group": (GRAPH, "group_size"),
-    "steps": (GRAPH, "steps"),
-    "problems_per_step": (GRAPH, "problems_per_step"),
-    "lr": (GRAPH, "learning_rate"),
-    "token_cost": (GRAPH, "token_cost"),
-    "prune_threshold": (GRAPH, "prune_threshold"),
-    "select_problems": (GRAPH, "select_problems"),
-    "select_se": (GRAPH, "select_se"),
-    "checkpoint_every": (GRAPH, "checkpoint_every"),
-    "report_to": (GRAPH, "report_to"),
-}
-ROLE_FIELDS: Fields = {
-    "train_roles": None,
-    "heldout": None,
-    "group": (ROLES, "group_size"),
-    "steps": (ROLES, "steps"),
-    "problems_per_step": (ROLES, "problems_per_step"),
-    "lr": (ROLES, "learning_rate"),
-    "loss_type": (ROLES, "loss_type"),
-    "beta": (ROLES, "beta"),
-    "alpha": (ROLES, "alpha"),
-    "lora_r": (ROLES, "lora_r"),
-    "eval_every": (ROLES, "eval_every"),
-    "guard": (ROLES, "guard"),
-    "rollback_drop": (ROLES, "rollback_drop"),
-    "minutes": (ROLES, "time_limit_min"),
-    "top_p": (ROLES, "top_p"),
-    "top_k": (ROLES, "top_k"),
-    "micro_batch": (ROLES, "micro_batch"),
-    "gradient_checkpointing": (ROLES, "gradient_checkpointing"),
-    "importance_sampling": (ROLES, "importance_sampling"),
-    "report_to": (ROLES, "report_to"),
-}
-JOINT_FIELDS: Fields = {
-    **ROLE_FIELDS,
-    "steps": (JointConfig, "steps"),
-    "schedule": (JointConfig, "schedule"),
-    "base": None,
-    "token_cost": (GRAPH, "token_cost"),
-    "prune_threshold": (GRAPH, "prune_threshold"),
-}
-_OWN = {
-    "base": (
-        str | None,
-        Field(None, description="base topology whose edges are the candidates, e.g. full:6"),
-    ),
-    "train_roles": (str | None, Field(None, description="comma-separated roles, e.g. solver,critic")),
-    "heldout": (
-        str | None,
-        Field(None, description="held-out dataset spec, evaluated every --eval-every steps"),
-    ),
-}
-
-
-def _trainer_options(name: str, fields: Fields) -> type[Solve]:
-    spec: dict[str, Any] = {k: _OWN[k] if v is None else _from(*v) for k, v in fields.items()}
-    base: Any = (Solve, DataOptions)
-    return cast(type[Solve], create_model(name, __base__=base, **spec))
-
-
-TrainGraphOptions = _trainer_options("TrainGraphOptions", GRAPH_FIELDS)
-TrainRolesOptions = _trainer_options("TrainRolesOptions", ROLE_FIELDS)
-TrainJointOptions = _trainer_options("TrainJointOptions", JOINT_FIELDS)
-
-OPTIONS: dict[str, type[Common]] = {
-    "run": RunOptions,
-    "eval": EvalOptions,
-    "compare": CompareOptions,
-    "demo": DemoOptions,
-    "show": ShowOptions,
-    "serve": ServeOptions,
-    "view": ViewOptions,
-    "train:graph": TrainGraphOptions,
-    "train:roles": TrainRolesOptions,
-    "train:joint": TrainJointOptions,
-}
-"""Command -> its options model (the parser and ``--config`` validation both read this)."""

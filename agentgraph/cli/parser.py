@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentgraph.cli.options import OPTIONS, Common
+from agentgraph.cli.commands import OPTIONS
+from agentgraph.cli.options import Common
 from agentgraph.core.errors import ConfigError, from_validation, read_yaml_mapping
 
 # command -> (dest, metavar, help) of its positional argument

@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentgraph.cli.options import GRAPH_FIELDS, ROLE_FIELDS, Fields, Solve
+from agentgraph.cli.options import Solve
 from agentgraph.cli.solve import need_dataset
+from agentgraph.cli.train_options import GRAPH_FIELDS, ROLE_FIELDS, Fields
 from agentgraph.core.errors import ConfigError, from_validation
 from agentgraph.eval.datasets import load_dataset
 from agentgraph.eval.evaluation import run_dir

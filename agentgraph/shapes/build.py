@@ -25,7 +25,8 @@ escalates only on a missing answer or a low score.
 
 Examples
 --------
->>> >>> import agentgraph as ag
+>>> import asyncio
+>>> import agentgraph as ag
 >>> team = ag.shape("cascade:sc:3+full:3")
 >>> team.describe()
 'cascade:sc:3+full:3, 6 agents, cascade sc:3 → full:3 (escalate if agreement < 1)'

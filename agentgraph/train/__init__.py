@@ -1,11 +1,12 @@
 """Trainers: graph GRPO on edge logits (``GraphGRPOTrainer``), role GRPO on per-role LoRA adapters
 (``RoleGRPOTrainer``), both together (``JointTrainer``).
 
-One module per concern: ``config`` (every setting, with help), ``credit`` (rewards and group
-advantages), ``policy`` (the LoRA policy, log-probs, the update), ``adapters`` (save, publish,
-export, load), ``loop`` (progress, step log, checkpoint cadence, atomic writes), ``checkpoint`` (role
-checkpoints), ``selection`` (graph GRPO's final graph), ``guard`` (rollback to the best adapters),
-``curves`` (learning-curve plots), and one module per trainer over them.
+One module per concern: ``config`` (every setting, with help), ``base`` (what every trainer
+shares), ``credit`` (rewards and group advantages), ``policies/`` (the edge policy of graph GRPO,
+the LoRA policy of role GRPO), ``adapters`` (save, publish, export, load), ``loop`` (progress, step
+log, checkpoint cadence), ``checkpoint`` (role checkpoints and export), ``selection`` (graph GRPO's
+final graph), ``guard`` (rollback to the best adapters), ``curves`` (learning-curve plots),
+``elsewhere`` (the backend of a process that does not generate), and one module per trainer.
 
 The names below load on first use (PEP 562): ``config`` and ``adapters`` import no torch, so the CLI
 and ``agentgraph show`` start without it; a trainer brings torch, transformers and peft in.
@@ -18,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agentgraph.train.adapters import load_adapters
+    from agentgraph.train.checkpoint import RoleStepLog
     from agentgraph.train.config import GraphGRPOConfig, JointConfig, RoleGRPOConfig
     from agentgraph.train.graph import GraphGRPOTrainer, StepLog
     from agentgraph.train.joint import JointStep, JointTrainer
     from agentgraph.train.loss import grpo_loss
-    from agentgraph.train.roles import RoleGRPOTrainer, RoleStepLog
+    from agentgraph.train.roles import RoleGRPOTrainer
 
 _WHERE = {
     "load_adapters": "adapters",
@@ -35,7 +37,7 @@ _WHERE = {
     "JointTrainer": "joint",
     "grpo_loss": "loss",
     "RoleGRPOTrainer": "roles",
-    "RoleStepLog": "roles",
+    "RoleStepLog": "checkpoint",
 }
 
 

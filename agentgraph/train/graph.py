@@ -21,7 +21,6 @@ Checkpoints (logits, Adam state, step, RNG state, log) are written atomically ev
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,13 +38,13 @@ from agentgraph.engine.transcript import SessionResult
 from agentgraph.eval.datasets import Problem
 from agentgraph.graph.topology import Topology
 from agentgraph.team.team import Team
+from agentgraph.train.base import BaseTrainer
 from agentgraph.train.config import GraphGRPOConfig
 from agentgraph.train.credit import advantages, session_reward
-from agentgraph.train.loop import StepRecord, append_log, train_loop, trim_log
+from agentgraph.train.loop import StepRecord, train_loop, trim_log
+from agentgraph.train.policies.edge import EdgePolicy, edge_name
 from agentgraph.train.selection import stepwise
 from agentgraph.train.trackers import Tracker
-
-EdgeKey = tuple[str, str, str]
 
 
 class StepLog(StepRecord):
@@ -58,11 +57,7 @@ class StepLog(StepRecord):
     probabilities: dict[str, float]
 
 
-def edge_name(e: EdgeKey) -> str:
-    return f"{e[0]}->{e[1]} ({e[2]})"
-
-
-class GraphGRPOTrainer:
+class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
     """Learns keep-probabilities for the edges of ``base`` by running real sessions.
 
     ``make_team(topology)`` turns a realized graph into a :class:`Team` (rounds, decision, …); by
@@ -90,107 +85,12 @@ class GraphGRPOTrainer:
         self.out = Path(out) if out is not None else None
         c = self.config
         self.tracker = Tracker(c.report_to, self.out, "graph")
-        self.edges: list[EdgeKey] = [(u, v, k) for u, v, k in base.edges(keys=True) if k in c.learn]
-        if not self.edges:
-            raise ConfigError("base", "the base topology has no learnable edges", "use a base with edges")
-        for a in c.fixed_agents:
-            if a not in base:
-                raise ConfigError(
-                    "fixed_agents", f"{a!r} is not an agent of the base", "name existing agents"
-                )
-        self.agents = [a for a in base.agents if a not in c.fixed_agents] if c.agent_dropout else []
-        self.logits = torch.full((len(self.edges),), float(c.init_logit), requires_grad=True)
-        self.agent_logits = torch.full((len(self.agents),), 3.0, requires_grad=True)  # start with agents kept
-        params = [self.logits] + ([self.agent_logits] if self.agents else [])
-        self.optimizer = torch.optim.Adam(params, lr=c.learning_rate)
-        self.active = torch.ones(len(self.edges), dtype=torch.bool)  # iterative pruning masks
+        self.init_edges(base, c)
         self.step = 0
-        self.rng = np.random.default_rng(c.seed)
         self.problem_rng = random.Random(c.seed)
         self.log: list[StepLog] = []
         self.selection: list[tuple[int, float]] = []  # (edges, mean reward) of each graph select() tried
         self.selected: Topology | None = None
-
-    # -- graphs -------------------------------------------------------------------------------------
-    def probabilities(self) -> dict[str, float]:
-        with torch.no_grad():
-            p = torch.sigmoid(self.logits) * self.active
-        return {edge_name(e): float(x) for e, x in zip(self.edges, p, strict=True)}
-
-    def sample(self) -> tuple[Topology, torch.Tensor, torch.Tensor]:
-        """A realized graph with its edge mask and agent mask."""
-        with torch.no_grad():
-            p = (torch.sigmoid(self.logits) * self.active).numpy()
-            pa = torch.sigmoid(self.agent_logits).numpy()
-        edge_mask = torch.from_numpy(self.rng.random(len(self.edges)) < p)
-        agent_mask = torch.from_numpy(self.rng.random(len(self.agents)) < pa)
-        dropped = {a for a, kept in zip(self.agents, agent_mask.tolist(), strict=True) if not kept}
-        keep = [e for e, m in zip(self.edges, edge_mask.tolist(), strict=True) if m]
-        fixed = [e for e in self.base.edges(keys=True) if e[2] not in self.config.learn]
-        g = self.base.keep_edges([*keep, *fixed])
-        if dropped:
-            g.remove_nodes_from(dropped)
-        return g, edge_mask, agent_mask
-
-    def log_prob(self, edge_mask: torch.Tensor, agent_mask: torch.Tensor) -> torch.Tensor:
-        m = edge_mask.float()
-        lp_edges = m * torch.nn.functional.logsigmoid(self.logits) + (1 - m) * torch.nn.functional.logsigmoid(
-            -self.logits
-        )
-        lp = (lp_edges * self.active).sum()  # pruned edges are never sampled: no gradient
-        if self.agents:
-            am = agent_mask.float()
-            lp = (
-                lp
-                + (
-                    am * torch.nn.functional.logsigmoid(self.agent_logits)
-                    + (1 - am) * torch.nn.functional.logsigmoid(-self.agent_logits)
-                ).sum()
-            )
-        return lp
-
-    def entropy(self) -> torch.Tensor:
-        """Mean Bernoulli entropy of the active edges' (and agents') keep-probabilities, in nats."""
-
-        def h(logits: torch.Tensor) -> torch.Tensor:
-            p, ls = torch.sigmoid(logits), torch.nn.functional.logsigmoid
-            return -(p * ls(logits) + (1 - p) * ls(-logits))
-
-        terms = [h(self.logits)[self.active]]
-        if self.agents:
-            terms.append(h(self.agent_logits))
-        return torch.cat(terms).mean()
-
-    def pruned(self) -> Topology:
-        """The deterministic evaluation graph: learned probabilities, then threshold / top-k."""
-        c = self.config
-        g: Topology = self.base.copy()
-        with torch.no_grad():
-            for e, lg, act in zip(self.edges, self.logits.tolist(), self.active.tolist(), strict=True):
-                g.edges[e]["logit"] = float(lg) if act else -50.0
-            if self.agents:
-                gone = [a for a, lg in zip(self.agents, self.agent_logits.tolist(), strict=True) if lg < 0]
-                g.remove_nodes_from(gone)
-        g.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
-        if c.prune_keep is not None:
-            return g.prune(keep=c.prune_keep, kinds=c.learn)
-        return g.prune(threshold=c.prune_threshold if c.prune_threshold is not None else 0.5, kinds=c.learn)
-
-    def candidates(self) -> list[Topology]:
-        """The nested graphs :meth:`select` tries: the k most probable active edges, k = 0, 1, …"""
-        c = self.config
-        g: Topology = self.base.copy()
-        with torch.no_grad():
-            p = (torch.sigmoid(self.logits) * self.active).tolist()
-        for e, lg in zip(self.edges, p, strict=True):
-            g.edges[e]["logit"] = math.log(max(lg, 1e-9) / max(1 - lg, 1e-9))
-        if self.agents:
-            with torch.no_grad():
-                g.remove_nodes_from(
-                    [a for a, lg in zip(self.agents, self.agent_logits.tolist(), strict=True) if lg < 0]
-                )
-        n = sum(1 for x in p if x >= c.select_min_p)
-        return [g.prune(keep=k, kinds=c.learn) for k in range(n + 1)]
 
     async def select(self) -> Topology:
         """The final graph, chosen by running graphs (:func:`agentgraph.train.selection.stepwise`) on
@@ -225,20 +125,6 @@ class GraphGRPOTrainer:
         )
         best.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
         return best
-
-    def _iterative_prune(self) -> None:
-        c = self.config
-        if not c.prune_ratio or not c.prune_every or self.step % c.prune_every:
-            return
-        n_active = int(self.active.sum())
-        k = max(1, round(c.prune_ratio * n_active))
-        if n_active - k < 1:
-            return
-        with torch.no_grad():
-            scores = self.logits.detach().clone()
-            scores[~self.active] = math.inf
-            drop = torch.argsort(scores)[:k]
-            self.active[drop] = False
 
     # -- training -------------------------------------------------------------------------------------
     def reward(self, r: SessionResult) -> float:
@@ -311,20 +197,6 @@ class GraphGRPOTrainer:
     async def train_step(self) -> StepLog:
         batch, draws = self.draw_batch()
         return self.update(draws, await self.run_batch(batch, draws))
-
-    async def after_step(self, entry: StepRecord, last: bool) -> None:
-        return None
-
-    def record(self, entry: StepRecord) -> None:
-        """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``."""
-        assert isinstance(entry, StepLog)
-        self.log.append(entry)
-        if self.out is not None:
-            append_log(self.out / "log.jsonl", entry)
-            self.tracker.log(entry, entry.step)
-
-    def agree(self, flag: bool) -> bool:
-        return flag  # graph training runs in one process
 
     async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
         """Train to ``config.steps`` (from the last checkpoint with ``resume``); the pruned graph."""

@@ -25,10 +25,11 @@ from agentgraph.backends.base import Backend
 from agentgraph.eval.datasets import Problem
 from agentgraph.graph.topology import Topology
 from agentgraph.team.team import Team
+from agentgraph.train.checkpoint import RoleStepLog
 from agentgraph.train.config import JointConfig
 from agentgraph.train.graph import GraphGRPOTrainer, StepLog
 from agentgraph.train.loop import StepRecord, train_loop
-from agentgraph.train.roles import RoleGRPOTrainer, RoleStepLog
+from agentgraph.train.roles import RoleGRPOTrainer
 
 
 class JointStep(StepRecord):

@@ -27,7 +27,7 @@ when given the model's tokenizer (``Scripted(tokenizer=...)``). Rollouts sample 
 ``temperature``, ``top_p`` and ``top_k``; the engine reports log-probs of that processed distribution
 (``logprobs_mode="processed_logprobs"``, set by ``backends.create(..., policy_tokens=True)``) and the
 trainer scores under the same processing, so their ratio (truncated importance sampling, see
-:mod:`agentgraph.train.policy`) only corrects numerics. Without engine log-probs (scripted) the update
+:mod:`agentgraph.train.policies.lora`) only corrects numerics. Without engine log-probs (scripted) the update
 is on-policy, as in TRL without vLLM.
 
 **Several processes** (``accelerate launch -m agentgraph train roles ...``): rollouts are produced
@@ -51,8 +51,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from pydantic import ConfigDict, Field
 
 from agentgraph.backends.base import Adapter, Backend
 from agentgraph.core.answers import is_correct
@@ -63,44 +61,24 @@ from agentgraph.engine.transcript import SessionResult
 from agentgraph.eval.datasets import Problem
 from agentgraph.eval.evaluation import evaluate
 from agentgraph.team.team import Team
-from agentgraph.train.adapters import Publisher, export_index, save_adapters
-from agentgraph.train.checkpoint import load_role_checkpoint, save_role_checkpoint
+from agentgraph.train.adapters import Publisher, save_adapters
+from agentgraph.train.base import BaseTrainer
+from agentgraph.train.checkpoint import (
+    RoleCheckpoints,
+    RoleStepLog,
+)
 from agentgraph.train.config import RoleGRPOConfig
 from agentgraph.train.credit import group_advantages, turn_rewards
-from agentgraph.train.curves import role_curves
 from agentgraph.train.guard import Rollback
 from agentgraph.train.loop import (
     StepRecord,
-    append_log,
     train_loop,
-    trim_log,
 )
-from agentgraph.train.policy import LoRAPolicy, Sample, split_for_ranks
+from agentgraph.train.policies.lora import LoRAPolicy, Sample, split_for_ranks
 from agentgraph.train.trackers import Tracker
 
 
-class RoleStepLog(StepRecord):
-    model_config = ConfigDict(extra="forbid")
-
-    reward: float
-    team_accuracy: float
-    turn_accuracy: float
-    tokens: float = Field(description="completion tokens per session")
-    loss: float
-    kl: float | None
-    clip_ratio: float
-    turns: int
-    groups_kept: int
-    groups_dropped: int
-    is_ratio: float | None = Field(None, description="mean π_trainer / π_engine over the sampled tokens")
-    is_truncated: float = Field(0.0, description="share of sampled tokens whose ratio hit the cap")
-    grad_norm: float = Field(0.0, description="norm of the adapters' gradient before clipping")
-    heldout_accuracy: float | None = None
-    rolled_back: bool = Field(False, description="the guard restored the best adapters after this step")
-    seconds: dict[str, float] = Field(description="rollout / logprob / backward / reload")
-
-
-class RoleGRPOTrainer:
+class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
     """Trains ``config.train_roles`` of ``team`` on ``problems`` with rollouts on ``backend``.
 
     ``model`` is the base model's path (default: the one the backend serves, else the embedded
@@ -368,15 +346,6 @@ class RoleGRPOTrainer:
             await self.publish()
         return rolled
 
-    def record(self, entry: StepRecord) -> None:
-        """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``
-        (main process) and sent to the trackers."""
-        assert isinstance(entry, RoleStepLog)
-        self.log.append(entry)
-        if self.out is not None and self.main:
-            append_log(self.out / "log.jsonl", entry)
-            self.tracker.log(entry, entry.step)
-
     def agree(self, flag: bool) -> bool:
         """The main process's ``flag`` on every process (a time limit must stop all of them together)."""
         if self.policy.world == 1:
@@ -419,64 +388,3 @@ class RoleGRPOTrainer:
         )
         self.finish()
         return self.log
-
-    def finish(self) -> None:
-        """With an ``out`` folder: the final adapters, ``adapters.json`` and the plots (main process)."""
-        self.tracker.close()
-        if self.out is not None and self.main:
-            self.export()
-            self.plot()
-        self.accelerator.wait_for_everyone()
-
-    # -- persistence -----------------------------------------------------------------------------------------
-    def export(self) -> Path:
-        """Final adapters (``final/``) and ``adapters.json`` pointing at the best (or final) ones."""
-        assert self.out is not None
-        c = self.config
-        save_adapters(self.policy.model, self.out / "final", c.train_roles)
-        use = "best" if self.best is not None and (self.out / "best").is_dir() else "final"
-        return export_index(
-            self.out, use=use, base_model=self.model_path, rank=c.lora_r, roles=c.train_roles, best=self.best
-        )
-
-    def save_checkpoint(self) -> Path | None:
-        if self.out is None or not self.main:
-            return None
-        state = {
-            "step": self.step,
-            "optimizer": self.policy.optimizer.state_dict(),
-            "rng": self.rng.getstate(),
-            "torch_rng": torch.get_rng_state(),
-            "best": self.best,
-            "evals": self.evals,
-            "guard": self.guard.state_dict() if self.guard is not None else None,
-            "config": self.config.model_dump(),
-        }
-        return save_role_checkpoint(self.out, self.policy.model, self.config.train_roles, state)
-
-    def load_checkpoint(self) -> bool:
-        found = load_role_checkpoint(self.out, self.config.train_roles) if self.out is not None else None
-        if found is None:
-            return False
-        weights, st = found
-        for role, w in weights.items():
-            self.policy.load_weights(role, w)
-        self.policy.optimizer.load_state_dict(st["optimizer"])
-        self.rng.setstate(st["rng"])
-        torch.set_rng_state(st["torch_rng"])
-        self.step = int(st["step"])
-        b = st["best"]
-        self.best = (float(b[0]), int(b[1])) if b else None
-        self.evals = [(int(s), float(a)) for s, a in st["evals"]]
-        if self.guard is not None and st.get("guard"):
-            self.guard.load_state_dict(st["guard"])
-        if self.publisher is not None:
-            self.publisher.served = {}
-        if self.main and self.out is not None:
-            self.log = trim_log(self.out / "log.jsonl", RoleStepLog, self.step)
-        self.accelerator.wait_for_everyone()  # no process trains on before every one has loaded
-        return True
-
-    def plot(self) -> None:
-        assert self.out is not None
-        role_curves(self.log, self.evals, self.out / "learning_curve.png")
