@@ -17,9 +17,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from math_verify import parse, verify
-from math_verify.errors import TimeoutException
-
 MAX_CHARS = 4000
 TIMEOUT_S = 3
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -37,14 +34,40 @@ def _number_key(s: str) -> str | None:
     return f"{x:.10g}"
 
 
+class TimeoutException(Exception):
+    """math-verify ran out of time (its own ``TimeoutException``, re-raised as ours)."""
+
+
+# math-verify is imported on first use: it brings sympy and latex2sympy (~0.3 s), which the CLI's
+# start and plain-number answers (the regex fast path) never need
+def parse(text: str, **kwargs: Any) -> Any:
+    from math_verify import parse as mv_parse
+
+    return mv_parse(text, **kwargs)
+
+
+def verify(gold: Any, pred: Any, **kwargs: Any) -> Any:
+    from math_verify import verify as mv_verify
+
+    return mv_verify(gold, pred, **kwargs)
+
+
+def _timed_out(e: BaseException) -> bool:
+    from math_verify.errors import TimeoutException as MathVerifyTimeout
+
+    return isinstance(e, MathVerifyTimeout)
+
+
 def _parse(text: str) -> list[Any] | None:
     """math-verify's parse, ``None`` when the text does not parse; a timeout propagates."""
     try:
         return list(parse(text, parsing_timeout=TIMEOUT_S, raise_on_error=True))
-    except TimeoutException:
-        raise
-    except Exception:  # lark and sympy raise many types on malformed text: it has no parse
-        return None
+    except BaseException as e:  # math-verify's timeout is a BaseException
+        if _timed_out(e):
+            raise TimeoutException(str(e)) from e
+        if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit: never swallowed
+            raise
+        return None  # lark and sympy raise many types on malformed text: it has no parse
 
 
 def extract(text: str | None) -> str | None:
@@ -124,10 +147,12 @@ def _is_correct(pred: str | None, gold: str) -> bool:
         return False
     try:
         return bool(verify(g, p, timeout_seconds=TIMEOUT_S, raise_on_error=True))
-    except TimeoutException:
-        raise
-    except Exception:  # sympy raises many types comparing odd expressions: they are not equal
-        return False
+    except BaseException as e:
+        if _timed_out(e):
+            raise TimeoutException(str(e)) from e
+        if not isinstance(e, Exception):
+            raise
+        return False  # sympy raises many types comparing odd expressions: they are not equal
 
 
 _BOXED_ANY = re.compile(r"\\boxed\{([^{}]*)\}")
