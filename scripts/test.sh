@@ -10,7 +10,7 @@ echo "== ruff" >&2
 ruff check .
 ruff format --check .
 echo "== mypy --strict" >&2
-mypy --strict agentgraph topologies roles
+mypy --strict agentgraph
 echo "== lint-imports (layers of the data flow)" >&2
 lint-imports
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

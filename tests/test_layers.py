@@ -100,3 +100,29 @@ def test_readme_command_lines_parse() -> None:
     parser = build_parser()
     for line in lines:
         parser.parse_args(shlex.split(line.replace("…", "x")))  # exits (fails the test) on a bad option
+
+
+def _readme_python() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```", readme, flags=re.M | re.S)
+
+
+def test_readme_python_examples_name_only_what_exists() -> None:
+    # the examples run an engine (minutes each); what the layout can break is a name they use, so
+    # every import and every ``ag.NAME`` of every block must resolve
+    import ast
+    import importlib
+
+    import agentgraph as ag
+
+    blocks = _readme_python()
+    assert len(blocks) >= 5
+    for block in blocks:
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agentgraph"):
+                mod = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(mod, alias.name), f"{node.module}.{alias.name}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ag":
+                assert hasattr(ag, node.attr), f"ag.{node.attr}"
