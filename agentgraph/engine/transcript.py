@@ -15,6 +15,7 @@ from typing import IO, Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from agentgraph.core.answers import answer_key
 from agentgraph.core.messages import Decision, Turn, Usage
 
 
@@ -64,10 +65,26 @@ class SessionResult(BaseModel):
     failure: str | None = Field(None, description="why the session ended without a decision (overflow)")
     turns: list[Turn] = Field(default_factory=list)
 
+    def agent_turns(self, round: int | None = None) -> list[Turn]:
+        """The agent turns (not summaries, judges or grades) of ``round`` (default: the last run)."""
+        r = self.rounds_run - 1 if round is None else round
+        return [t for t in self.turns if t.kind == "agent" and t.round == r]
+
     def answers(self, round: int | None = None) -> dict[str, str | None]:
         """Agent → parsed answer in ``round`` (default: the last round run)."""
-        r = self.rounds_run - 1 if round is None else round
-        return dict(sorted((t.agent, t.answer) for t in self.turns if t.kind == "agent" and t.round == r))
+        return dict(sorted((t.agent, t.answer) for t in self.agent_turns(round)))
+
+    def answer_turn(self) -> Turn | None:
+        """The last-round agent turn that carries the team's answer: the decider's when the rule names
+        one (``chain_tail``, ``tree_root``) and it gave that answer, else the last that gave it;
+        ``None`` when no agent turn of the last round did (a judge's own answer, no answer)."""
+        key = answer_key(self.answer)
+        if key is None:
+            return None
+        agreeing = [t for t in self.agent_turns() if answer_key(t.answer) == key]
+        mine = [t for t in agreeing if t.agent == self.decision.decider]
+        pick = mine or agreeing
+        return pick[-1] if pick else None
 
 
 Record = Annotated[SessionHeader | TurnRecord | SessionResult, Field(discriminator="type")]

@@ -60,7 +60,7 @@ def first_answer(r: SessionResult) -> str | None:
     """What one sample would have answered (see the module docstring)."""
     if r.decision.stage_answers:
         return r.decision.stage_answers[0]
-    first = [t for t in r.turns if t.kind == "agent" and t.round == 0]
+    first = r.agent_turns(0)
     alone = [t for t in first if not t.read] or first
     return min(alone, key=lambda t: t.id).answer if alone else None
 
@@ -98,10 +98,7 @@ def pass_and_maj(tallies: Sequence[Tally], k: int) -> tuple[float, float]:
 def sample_curves(results: Sequence[SessionResult]) -> tuple[dict[int, float], dict[int, float]]:
     """Unbiased pass@k and maj@k over each session's last-round answers (its samples), for every
     ``k`` up to the fewest samples any session has."""
-    tallies = [
-        tally((t.answer for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1), r.gold or "")
-        for r in results
-    ]
+    tallies = [tally((t.answer for t in r.agent_turns()), r.gold or "") for r in results]
     kmax = min((sum(c.values()) for c, _ in tallies), default=0)
     both = {k: pass_and_maj(tallies, k) for k in range(1, kmax + 1)}
     return {k: p for k, (p, _) in both.items()}, {k: m for k, (_, m) in both.items()}
@@ -126,7 +123,7 @@ class SamplePool:
         for run in runs:
             for i, r in enumerate(run):
                 turns = sorted(
-                    (t for t in r.turns if t.kind == "agent" and t.round == 0),
+                    r.agent_turns(0),
                     key=lambda t: int(t.agent.lstrip("a")) if t.agent.lstrip("a").isdigit() else 0,
                 )
                 samples[i] += [(t.answer if t.ok else None, turn_tokens(t, measure)) for t in turns]

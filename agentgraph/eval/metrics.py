@@ -94,7 +94,7 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
     think_round: dict[int, float] = defaultdict(float)
     for r in results:
         gold = r.gold or ""
-        last = [t for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1]
+        last = r.agent_turns()
         maj += bool(is_correct(vote(last, {}, r.session, "majority").answer, gold))
         oracle += any(is_correct(t.answer, gold) for t in last)
         keys = {answer_key(t.answer) for t in last}
@@ -103,7 +103,7 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
         for t in last:
             agent_right[t.agent] += is_correct(t.answer, gold)
         for rnd in range(r.rounds_run):
-            turns = [t for t in r.turns if t.kind == "agent" and t.round == rnd]
+            turns = r.agent_turns(rnd)
             round_right[rnd] += bool(is_correct(vote(turns, {}, r.session, "majority").answer, gold))
             round_agent_right[rnd].append(sum(is_correct(t.answer, gold) for t in turns) / max(1, len(turns)))
         for a, u in r.usage_by_agent.items():

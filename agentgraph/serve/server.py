@@ -39,7 +39,6 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentgraph.backends.base import Backend
-from agentgraph.core.answers import answer_key
 from agentgraph.core.errors import AgentGraphError, BackendError, ConfigError
 from agentgraph.core.messages import Turn
 from agentgraph.core.sampling import SamplingOverrides
@@ -76,11 +75,8 @@ def answer_text(r: SessionResult) -> str:
     """The text of the turn that gave the team's answer, else ``\\boxed{answer}`` (or "")."""
     if r.answer is None:
         return ""
-    key = answer_key(r.answer)
-    last = [t for t in r.turns if t.kind == "agent" and t.round == r.rounds_run - 1]
-    decider = [t for t in last if t.agent == r.decision.decider and answer_key(t.answer) == key]
-    agreeing = decider or [t for t in last if answer_key(t.answer) == key]
-    return agreeing[0].final.strip() if agreeing else f"\\boxed{{{r.answer}}}"
+    turn = r.answer_turn()
+    return turn.final.strip() if turn is not None else f"\\boxed{{{r.answer}}}"
 
 
 def problem_of(body: Any) -> str:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from agentgraph.backends.base import Adapter
 from agentgraph.backends.vllm import VLLM
-from agentgraph.core.answers import answer_key, is_correct
+from agentgraph.core.answers import is_correct
 from agentgraph.core.errors import BackendError
 from agentgraph.core.messages import Turn
 from agentgraph.core.sampling import SamplingOverrides
@@ -82,13 +82,7 @@ def answer_turn(result: SessionResult) -> Turn:
     answered = [t for t in result.turns if t.kind == "agent" and t.ok]
     if not answered:
         raise BackendError(f"session {result.session}: every agent turn failed, nothing to train on")
-    final = [t for t in answered if t.round == result.rounds_run - 1]
-    decider = result.decision.decider
-    if decider is not None and (mine := [t for t in final if t.agent == decider]):
-        return mine[-1]
-    key = answer_key(result.answer)
-    agreeing = [t for t in final if key is not None and answer_key(t.answer) == key]
-    return (agreeing or answered)[-1]
+    return result.answer_turn() or answered[-1]
 
 
 class TeamRollout:
