@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 import agentgraph as ag
+from agentgraph.core.errors import RequestRejected
 from agentgraph.backends import VLLM, Adapter, GenerationRequest
 from agentgraph.core.models import provision
 from agentgraph.core.sampling import SamplingOverrides
@@ -67,7 +68,7 @@ async def test_team_serves_a_role_adapter(lora_engine: VLLM, tmp_path: Path) -> 
     team = ag.Team(chain(2), rounds=1, adapters={"solver": adapter}, sampling=SamplingOverrides(max_tokens=8))
     r = await ag.solve(team, "What is 1 + 1?", lora_engine)
     assert r.errors == 0 and all(t.adapter == "solver-v1" for t in r.turns)
-    with pytest.raises(ag.ConfigError, match="LoRA is off"):
+    with pytest.raises(RequestRejected, match="LoRA is off"):
         VLLM()._lora(adapter)
 
 
