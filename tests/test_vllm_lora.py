@@ -10,8 +10,8 @@ import pytest
 import pytest_asyncio
 
 import agentgraph as ag
-from agentgraph.core.errors import RequestRejected
 from agentgraph.backends import VLLM, Adapter, GenerationRequest
+from agentgraph.core.errors import RequestRejected
 from agentgraph.core.models import provision
 from agentgraph.core.sampling import SamplingOverrides
 from agentgraph.graph.generators import chain
