@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from agentgraph.backends import Scripted, ScriptedCall
+from agentgraph.core.sampling import SamplingOverrides
 from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer, grpo_loss
 from agentgraph.train.adapters import load_adapters
 from agentgraph.train.credit import group_advantages
@@ -423,3 +424,13 @@ def test_missing_adapters_folder_is_one_line(tmp_path: Path, capsys: pytest.Capt
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: adapters")
+
+
+def test_rollout_team_keeps_the_teams_thinking_budget(tokenizer: Any) -> None:
+    t = scripted_trainer(tokenizer, None, steps=1)
+    t.team = t.team.replace(sampling=SamplingOverrides(thinking_budget=(16, 32), answer_tokens=8))
+    rollout = t.rollout_team(temperature=1.0, logprobs=True)
+    for agent in rollout.agents:
+        s = rollout.sampling_for(agent, rollout.role(agent))
+        assert (s.thinking_budget, s.answer_tokens) == ((16, 32), 8)  # the team's, kept
+        assert (s.temperature, s.max_tokens, s.logprobs) == (1.0, t.config.max_completion_length, True)
