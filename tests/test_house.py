@@ -119,17 +119,10 @@ def test_show_imports_no_torch() -> None:
 
 class Unmeasured(Scripted):
     """A backend that cannot measure prompts before sending them (as a fleet without a tokenizer),
-    so only the server's own check finds the over-long one."""
+    so only the backend's own check when it serves the request finds the over-long one."""
 
     def count_prompt_tokens(self, request: ag.backends.GenerationRequest) -> int | None:
         return None
-
-    async def generate(self, request: ag.backends.GenerationRequest) -> ag.backends.Completion:
-        n = Scripted.count_prompt_tokens(self, request)
-        assert self.max_context is not None and n is not None
-        if n + 1 > self.max_context:
-            raise RequestRejected("prompt", f"{n} tokens do not fit the context of {self.max_context}")
-        return await super().generate(request)
 
 
 async def test_one_over_long_request_fails_its_session_only() -> None:

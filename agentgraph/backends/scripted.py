@@ -158,12 +158,14 @@ class Scripted:
     async def generate(self, request: GenerationRequest) -> Completion:
         start = time.perf_counter()
         meta = request.meta
-        if self.max_context is not None:  # as an engine does: a prompt over the context is refused
-            n = self.count_prompt_tokens(request)
-            if n is not None and n + 1 > self.max_context:
-                raise RequestRejected(
-                    "prompt", f"{n} tokens do not fit the context of {self.max_context}", "shorten it"
-                )
+        prompt_ids = self.prompt_ids(request)
+        # as an engine does: the prompt it would serve, over the context, is refused
+        if self.max_context is not None and len(prompt_ids) + 1 > self.max_context:
+            raise RequestRejected(
+                "prompt",
+                f"{len(prompt_ids)} tokens do not fit the context of {self.max_context}",
+                "shorten it",
+            )
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         self.calls += 1
@@ -189,7 +191,6 @@ class Scripted:
             i, stop = min(hits)
             text, finish = text[: i + len(stop) if s.include_stop else i], "stop"
         logprobs: list[float] | None
-        prompt_ids = self.prompt_ids(request)
         if self.tokenizer is not None:  # the policy model's ids, so a trainer can score these turns
             ids = self.encode(text)
             if finish == "stop" and not hits and self.tokenizer.eos_token_id is not None:

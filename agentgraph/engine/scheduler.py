@@ -1,8 +1,8 @@
-"""The async scheduler: runs sessions round by round with every independent request in flight.
+"""The async scheduler: runs many sessions with every independent request in flight.
 
-Inside a session, round r runs the spatial generations of the topology in order and the agents of
-one generation concurrently (``asyncio.gather``). Round r reads round r−1 only, through temporal
-edges filtered by the inter-round policy. ``run_many`` starts every session at once; the backend's
+How one session spends its requests is its team's strategy (:mod:`agentgraph.engine.rounds` by
+default: generations in order, one generation's agents concurrently). :func:`run` starts every
+session at once; the backend's
 own semaphore bounds what is in flight, so the engine sees the widest batch the dependency structure
 allows (vLLM's continuous batching and prefix caching do the rest).
 

@@ -221,7 +221,8 @@ class Session:
             self.writer.write(TurnRecord(turn=turn))
 
     async def run(self, writer: RecordSink | None = None) -> SessionResult:
-        """Every round, then the decision; header, turns and result go to ``writer`` as they happen."""
+        """The team's strategy (rounds by default); header, turns and result go to ``writer`` as they
+        happen."""
         team, topo = self.team, self.team.topology
         self.writer = writer
         self.t0 = time.perf_counter()

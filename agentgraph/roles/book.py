@@ -14,6 +14,7 @@ There is no global registry: a :class:`RoleBook` is a plain value handed to the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +26,13 @@ from agentgraph.core.thinking import Share
 # Package data beside this module, found by path: a ``roles/`` folder of the user's on sys.path
 # cannot stand in for the built-in cards (it could when they were a top-level ``roles`` package).
 CARDS_DIR = Path(__file__).resolve().parent / "cards"
+
+
+@lru_cache(maxsize=1)
+def _built_in() -> tuple[Role, ...]:
+    # read once per process: every Team() without its own book (and every Team.replace) asks for
+    # them, and the cards are frozen package data
+    return tuple(load_role(p) for p in sorted(CARDS_DIR.glob("*.yaml")))
 
 
 class Role(BaseModel):
@@ -79,7 +87,7 @@ class RoleBook(Mapping[str, Role]):
 
     @classmethod
     def default(cls) -> RoleBook:
-        return cls(load_role(p) for p in sorted(CARDS_DIR.glob("*.yaml")))
+        return cls(_built_in())
 
     def with_cards(self, *paths: str | Path) -> RoleBook:
         extra = [load_role(p) for p in paths]

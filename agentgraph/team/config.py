@@ -119,11 +119,6 @@ class TeamConfig:
     def help(cls, name: str) -> str:
         return str(next(f.metadata["help"] for f in fields(cls) if f.name == name))
 
-    @classmethod
-    def of(cls, settings: Mapping[str, Any]) -> TeamConfig:
-        """A config from keyword settings; an unknown name is a :class:`ConfigError`."""
-        return cls().replace(**settings)
-
     def replace(self, **changes: Any) -> TeamConfig:
         names = self.names()
         for k in changes:

@@ -81,13 +81,17 @@ class Team:
     """
 
     def __init__(self, topology: Topology, config: TeamConfig | None = None, **settings: Any) -> None:
-        config = (config or TeamConfig()).replace(**settings) if settings else (config or TeamConfig())
+        config = config or TeamConfig()
+        if settings:
+            config = config.replace(**settings)
         self.config = config
         rounds, decision, strategy = config.rounds, config.decision, config.strategy
         on_error, share, overflow, preset = config.on_error, config.share, config.overflow, config.preset
         if not isinstance(topology, Topology):
             raise ConfigError(
-                "topology", f"{type(topology).__name__} is not a Topology", "use a builder from topologies"
+                "topology",
+                f"{type(topology).__name__} is not a Topology",
+                "use a builder from agentgraph.graph",
             )
         topology.validate()
         name = topology.graph.get("name", "topology")
@@ -107,9 +111,7 @@ class Team:
                 f"build it with agentgraph.shape({str(name)!r})",
             )
         if strategy is not None and not isinstance(strategy, Strategy):
-            raise ConfigError(
-                "strategy", f"{type(strategy).__name__} has no run()", "use agentgraph.shapes.build"
-            )
+            raise ConfigError("strategy", f"{type(strategy).__name__} has no run()", "use agentgraph.shape")
         self.strategy = strategy
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
             raise ConfigError("rounds", f"{rounds!r} is not an integer ≥ 1", "use rounds ≥ 1")

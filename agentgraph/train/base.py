@@ -17,6 +17,7 @@ L = TypeVar("L", bound=StepRecord)
 class BaseTrainer(Generic[L]):
     """The shared half of a trainer; a subclass sets ``log``, ``out``, ``tracker`` and ``step``."""
 
+    log_model: type[StepRecord]  # the subclass's step record
     log: list[L]
     out: Path | None
     tracker: Tracker
@@ -27,6 +28,7 @@ class BaseTrainer(Generic[L]):
     def record(self, entry: StepRecord) -> None:
         """Keep a step's record: in ``log`` and, with an ``out`` folder, appended to its ``log.jsonl``
         (main process) and sent to the trackers."""
+        assert isinstance(entry, self.log_model), type(entry)
         self.log.append(entry)  # type: ignore[arg-type]
         if self.out is not None and self.main:
             append_log(self.out / "log.jsonl", entry)

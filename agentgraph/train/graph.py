@@ -64,6 +64,8 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
     default ``Team(topology, rounds=1, decision="majority")``.
     """
 
+    log_model = StepLog
+
     def __init__(
         self,
         base: Topology,

@@ -86,6 +86,8 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
     adapters.
     """
 
+    log_model = RoleStepLog
+
     def __init__(
         self,
         team: Team,
