@@ -2,7 +2,8 @@
 
 - :class:`VLLM` — in-process ``AsyncLLM`` (imported lazily: vLLM is an optional extra);
 - :class:`OpenAI` — one or more OpenAI-compatible endpoints;
-- :class:`Scripted` — plain Python callables, deterministic.
+- :class:`Scripted` — plain Python callables, deterministic;
+- :class:`Router` — several of these, one per model: a team of different models.
 
 ``create(name, ...)`` builds one by name: the one factory the CLI and configs use.
 """
@@ -14,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentgraph.backends import engine_args as vllm_args
-from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta
+from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta, Served
 from agentgraph.backends.openai import OpenAI
+from agentgraph.backends.router import Router
 from agentgraph.backends.scripted import Scripted, ScriptedAgent, ScriptedCall, echo
 from agentgraph.backends.vllm import VLLM
 from agentgraph.core.errors import ConfigError
@@ -143,8 +145,10 @@ __all__ = [
     "GenerationRequest",
     "OpenAI",
     "RequestMeta",
+    "Router",
     "Scripted",
     "ScriptedCall",
+    "Served",
     "create",
     "echo",
     "load_agent",

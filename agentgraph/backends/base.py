@@ -1,8 +1,21 @@
-"""The one async protocol every backend speaks.
+"""The one async protocol every backend speaks, and what a backend knows of each model it serves.
+
+Two protocols, so that nothing vLLM-only is asked of every backend:
+
+- :class:`Backend` — the core: ``generate``, ``for_model`` and the async context manager. Every
+  request goes through it; a :class:`~agentgraph.backends.router.Router` sends each to the member
+  that serves the request's ``model``.
+- :class:`Served` — one model as its backend serves it: context length, think markers, prompt
+  rendering and measuring, encoding, local weights and LoRA rank. ``backend.for_model(m)`` gives it
+  (``None``: the backend serves no model ``m``), and the scheduler asks it before the first request,
+  so a capability a team needs and a model lacks (a thinking budget without a tokenizer) is refused
+  at start, not mid-run. Backends of one model are their own :class:`Served`.
 
 A :class:`GenerationRequest` carries chat messages (or prompt token ids), sampling parameters, an
-optional LoRA adapter and routing metadata (session, agent, round — used for session affinity and by
-scripted agents). A :class:`Completion` carries what the engine reported: text, token ids, counts,
+optional LoRA adapter, the model it is for (``None``: the backend's default) and routing metadata
+(session, agent, round — used for session affinity and by scripted agents).
+
+A :class:`Completion` carries what the engine reported: text, token ids, counts,
 log-probs when asked, finish reason and timing. Backends never swallow errors: they raise
 :class:`~agentgraph.core.errors.BackendError` and the scheduler records it on the turn.
 """
@@ -14,6 +27,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
+from agentgraph.core.errors import ConfigError, RequestRejected
 from agentgraph.core.messages import ChatMessage
 from agentgraph.core.sampling import Sampling
 from agentgraph.core.thinking import ThinkFormat
@@ -45,6 +59,7 @@ class GenerationRequest:
     adapter: Adapter | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
     request_id: str = ""
+    model: str | None = None  # the model the agent runs on, as the backend names it; None: its default
     assistant_prefix: str = ""  # text the assistant already wrote (a continued turn); ids are in the prompt
 
 
@@ -76,8 +91,8 @@ def chat_prompt_ids(
 
 
 @runtime_checkable
-class Backend(Protocol):
-    """Turns requests into completions. Async context manager: ``async with backend: ...``."""
+class Served(Protocol):
+    """One model as a backend serves it: what the scheduler asks before and between requests."""
 
     name: str
     max_context: int | None
@@ -92,15 +107,13 @@ class Backend(Protocol):
         """Largest LoRA rank served per request (our adapters), or ``None`` when it serves none."""
         ...
 
-    async def generate(self, request: GenerationRequest) -> Completion: ...
-
-    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
-        """Prompt length in tokens if the backend can tell without a request, else ``None``."""
-        ...
-
     @property
     def think_format(self) -> ThinkFormat | None:
         """The think markers of the model served (from its chat template), or ``None``."""
+        ...
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
+        """Prompt length in tokens if the backend can tell without a request, else ``None``."""
         ...
 
     def prompt_ids(self, request: GenerationRequest) -> list[int] | None:
@@ -111,11 +124,45 @@ class Backend(Protocol):
         """``text`` as the model's token ids, no special tokens added (a forced conclusion)."""
         ...
 
+
+@runtime_checkable
+class Backend(Protocol):
+    """Turns requests into completions. Async context manager: ``async with backend: ...``."""
+
+    name: str
+
+    async def generate(self, request: GenerationRequest) -> Completion: ...
+
+    def for_model(self, model: str | None) -> Served | None:
+        """The model ``model`` as this backend serves it (``None``: its default model), or ``None``
+        when it serves no such model. Known once the backend started (a fleet names its model)."""
+        ...
+
     async def __aenter__(self) -> Backend: ...
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+def served(backend: Backend, model: str | None = None) -> Served:
+    """``backend.for_model(model)``, or a :class:`ConfigError` naming the model."""
+    s = backend.for_model(model)
+    if s is None:
+        raise ConfigError(
+            "model", f"the {backend.name} backend serves no model {model!r}", "serve it, or drop the model"
+        )
+    return s
+
+
+def check_model(backend: Served, request: GenerationRequest, names: Sequence[str | None]) -> None:
+    """Refuse a request for a model a one-model backend does not serve (never run it on another)."""
+    if request.model is not None and request.model not in names:
+        raise RequestRejected(
+            "model",
+            f"the {backend.name} backend serves {names[-1]!r}, not {request.model!r}",
+            "route it with a Router, or drop the agent's model",
+        )
 
 
 @runtime_checkable

@@ -18,6 +18,19 @@
   until the health loop (or :meth:`sync_adapters`) has loaded it there, so no request ever runs on a
   base model or a stale version silently. An adapter never loaded (``--adapters``) is loaded on its
   first request.
+- Prompts as token ids (fleet parity with the in-process engine): with the served model's tokenizer
+  (``tokenizer=``, or the model directory the servers name in ``/v1/models`` — vLLM reports it as
+  ``root``) the backend renders every chat request with the model's chat template (or
+  ``chat_template``) and sends the ids to ``/v1/completions``. So prompts are measured before they
+  are sent (context fitting, ``truncate-peers``), think markers are detected from the template,
+  thinking budgets are forced exactly as on ``VLLM()``, and every server runs the same ids. Rendering
+  here rather than asking the servers' ``/tokenize``: fitting a later-round prompt measures it once
+  per peer dropped, and a local render costs no round trip. Without a tokenizer (a server that is not
+  vLLM, a model not on this machine) requests stay chat requests and a team that needs the tokenizer
+  (a thinking budget) is refused before its first request.
+- At start every endpoint's ``/v1/models`` is read: an endpoint that does not serve the named model
+  is a :class:`ConfigError` naming both, and ``max_model_len`` gives the context when the servers
+  report it.
 - The API key is read from the environment variable named by ``api_key_env`` (default
   ``OPENAI_API_KEY``), never stored, and redacted (``***``) from every error message, so it cannot
   reach a transcript, a log or a report.
@@ -30,25 +43,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 from asyncio_throttle.throttler import Throttler
 
-from agentgraph.backends.base import Adapter, Completion, GenerationRequest
+from agentgraph.backends.adapter_hosting import AdapterHosting
+from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids, check_model
 from agentgraph.core.errors import BackendError, ConfigError
-from agentgraph.core.thinking import ThinkFormat
+from agentgraph.core.models import resolve
+from agentgraph.core.thinking import ThinkFormat, detect
 
 log = logging.getLogger(__name__)
 
 
-class OpenAI:
+class OpenAI(AdapterHosting):
     name = "openai"
 
     def __init__(
@@ -67,6 +84,8 @@ class OpenAI:
         health_interval_s: float = 5.0,
         think_format: ThinkFormat | None = None,
         lora_rank: int | None = None,
+        tokenizer: str | None = None,
+        chat_template: str | None = None,
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
@@ -90,7 +109,11 @@ class OpenAI:
         self.max_context = max_context
         # the servers' chat templates are not visible from here: thinking is off unless named
         self.think_format = think_format
-        self.model_path: str | None = None  # the servers hold the weights
+        self._think_named = think_format is not None
+        self.tokenizer_name = tokenizer
+        self.chat_template = chat_template
+        self._tokenizer: Any = None
+        self.model_path: str | None = None  # the servers hold the weights; set when the tokenizer is local
         self.lora_rank = lora_rank  # what the servers' --max-lora-rank allows (their word, not ours)
         self._client: httpx.AsyncClient | None = None
         self.eject_s = eject_s
@@ -110,8 +133,12 @@ class OpenAI:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         self._client = httpx.AsyncClient(headers=headers, timeout=self.timeout_s, limits=limits)
-        if self.model is None:
-            self.model = await self._discover_model()
+        try:
+            await self._check_models()
+        except BaseException:
+            await self.client.aclose()
+            self._client = None
+            raise
         if len(self.endpoints) > 1:
             self._health_task = asyncio.create_task(self._health_loop())
         return self
@@ -134,31 +161,90 @@ class OpenAI:
             raise RuntimeError("use `async with OpenAI(...) as backend`")
         return self._client
 
-    async def _discover_model(self) -> str:
-        last: Exception | None = None
-        for ep in self.endpoints:
-            try:
-                r = await self.client.get(f"{ep}/models")
-                r.raise_for_status()
-                return str(r.json()["data"][0]["id"])
-            except (httpx.HTTPError, KeyError, IndexError, ValueError) as e:
-                last = e
-        raise ConfigError(
-            "endpoints", f"no endpoint answered /models ({last})", "start the server or fix --endpoint"
-        )
+    async def _models_of(self, ep: str) -> list[dict[str, Any]] | None:
+        try:
+            r = await self.client.get(f"{ep}/models")
+            r.raise_for_status()
+            data = r.json()["data"]
+            return [d for d in data if isinstance(d, dict) and "id" in d]
+        except (httpx.HTTPError, KeyError, TypeError, ValueError):
+            return None
 
-    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
-        return len(request.prompt_token_ids) if request.prompt_token_ids is not None else None
+    async def _check_models(self) -> None:
+        """Every endpoint that answers serves the named model (or, unnamed, the first one's); the
+        tokenizer, think markers and context follow from it."""
+        listed = await asyncio.gather(*(self._models_of(ep) for ep in self.endpoints))
+        answering = [(ep, ms) for ep, ms in zip(self.endpoints, listed, strict=True) if ms]
+        if not answering:
+            if self.model is None:
+                raise ConfigError(
+                    "endpoints", "no endpoint answered /models", "start the server or fix --endpoint"
+                )
+            # a named model on servers that list none (or are not up yet): nothing to check against
+            log.warning("no endpoint answered /models: serving %s unchecked", self.model)
+            if self.tokenizer_name is not None:
+                self._load_tokenizer(self.tokenizer_name)
+            return
+        if self.model is None:
+            self.model = str(answering[0][1][0]["id"])
+        entry: dict[str, Any] | None = None
+        for ep, ms in answering:
+            ids = [str(m["id"]) for m in ms]
+            if self.model not in ids:
+                raise ConfigError(
+                    "endpoints",
+                    f"{ep} serves {', '.join(ids)}, not {self.model}",
+                    "point --endpoint at servers of that model, or name the model they serve",
+                )
+            entry = entry or next(m for m in ms if str(m["id"]) == self.model)
+        assert entry is not None
+        if self.max_context is None and isinstance(entry.get("max_model_len"), int):
+            self.max_context = int(entry["max_model_len"])
+        self._load_tokenizer(str(entry.get("root") or self.model))
+
+    def _load_tokenizer(self, served: str) -> None:
+        """The named tokenizer (an error if it cannot load), else the served model's if it is on
+        this machine (a directory, or a Hugging Face id in the local cache); else none."""
+        from transformers import AutoTokenizer
+
+        named = self.tokenizer_name
+        source = resolve(named) if named is not None else served
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        except (OSError, ValueError) as e:
+            if named is not None:
+                raise ConfigError(
+                    "tokenizer", f"cannot load {named!r} ({type(e).__name__})", "give the model's directory"
+                ) from None
+            log.info("no local tokenizer for %s: chat requests, no thinking budgets", source)
+            return
+        if Path(source).is_dir():
+            self.model_path = source
+        if not self._think_named:
+            self.think_format = detect(self._tokenizer, self.chat_template)
+
+    def for_model(self, model: str | None) -> OpenAI | None:
+        return self if model is None or model == self.model else None
 
     def prompt_ids(self, request: GenerationRequest) -> list[int] | None:
-        return list(request.prompt_token_ids) if request.prompt_token_ids is not None else None
+        if request.prompt_token_ids is not None:
+            return list(request.prompt_token_ids)
+        if self._tokenizer is None:
+            return None
+        return chat_prompt_ids(self._tokenizer, request.messages, self.chat_template)
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
+        ids = self.prompt_ids(request)
+        return None if ids is None else len(ids)
 
     def encode(self, text: str) -> list[int]:
-        raise ConfigError(
-            "thinking_budget",
-            "the openai backend holds no tokenizer to write a forced conclusion with",
-            "use --backend vllm for thinking budgets, or drop the budget",
-        )
+        if self._tokenizer is None:
+            raise ConfigError(
+                "tokenizer",
+                f"the openai backend has no tokenizer for {self.model}",
+                "pass --tokenizer (the model's directory or id), or drop the thinking budget",
+            )
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _order(self, session: str) -> list[str]:
         start = zlib.crc32(session.encode()) % len(self.endpoints)
@@ -166,6 +252,10 @@ class OpenAI:
 
     def _body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         s = request.sampling
+        if request.prompt_token_ids is None and self._tokenizer is not None and self.vllm_extensions:
+            ids = self.prompt_ids(request)
+            assert ids is not None
+            request = dataclasses.replace(request, prompt_token_ids=tuple(ids))
         body: dict[str, Any] = {
             "model": self.model,
             "temperature": s.temperature,
@@ -203,58 +293,6 @@ class OpenAI:
         self._down_until[ep] = time.monotonic() + self.eject_s
         self.ejections[ep] = self.ejections.get(ep, 0) + 1
 
-    # -- adapters ------------------------------------------------------------------------------------
-    def holders(self, adapter: Adapter) -> list[str]:
-        """The endpoints known to hold ``adapter`` now."""
-        return [e for e in self.endpoints if adapter.name in self._loaded[e]]
-
-    async def _load_on(self, ep: str, a: Adapter) -> str | None:
-        """Load ``a`` onto ``ep``; the reason it failed, or ``None``."""
-        body = {"lora_name": a.name, "lora_path": a.path}
-        try:
-            r = await self.client.post(f"{ep}/load_lora_adapter", json=body)
-        except httpx.HTTPError as e:
-            return self._redact(f"{ep}: {type(e).__name__}: {e}")
-        if r.status_code == 200 or (r.status_code == 400 and "already" in r.text):
-            self._loaded[ep].add(a.name)
-            return None
-        return self._redact(f"{ep}: HTTP {r.status_code}: {r.text[:200]}")
-
-    async def load_adapter(self, adapter: Adapter) -> None:
-        """Load ``adapter`` onto every server. Servers that fail are not sent its requests until a
-        later :meth:`sync_adapters` loads it there; :class:`BackendError` when no server took it."""
-        self._adapters[adapter.name] = adapter
-        errors = await asyncio.gather(*(self._load_on(ep, adapter) for ep in self.endpoints))
-        for err in errors:
-            if err is not None:
-                log.warning("adapter %s not loaded (%s); that server waits for it", adapter.name, err)
-        if not self.holders(adapter):
-            raise BackendError(
-                f"no server loaded adapter {adapter.name} ({errors[0]}); start them with --enable-lora "
-                "and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, and put the adapter where they can read it"
-            )
-
-    async def unload_adapter(self, adapter: Adapter) -> None:
-        """Unload ``adapter`` from the servers that hold it (an old version nobody asks for)."""
-        self._adapters.pop(adapter.name, None)
-        for ep in self.holders(adapter):
-            self._loaded[ep].discard(adapter.name)
-            try:
-                r = await self.client.post(f"{ep}/unload_lora_adapter", json={"lora_name": adapter.name})
-                if r.status_code != 200:
-                    log.warning("unloading %s from %s: HTTP %s", adapter.name, ep, r.status_code)
-            except httpx.HTTPError as e:  # a server that is gone holds nothing we will ask for
-                log.warning("unloading %s from %s: %s", adapter.name, ep, type(e).__name__)
-
-    async def sync_adapters(self) -> dict[str, list[str]]:
-        """Load every current adapter onto each healthy server that lacks it; endpoint → missing names."""
-        missing: dict[str, list[str]] = {}
-        for ep in self.healthy():
-            for a in list(self._adapters.values()):
-                if a.name not in self._loaded[ep] and await self._load_on(ep, a) is not None:
-                    missing.setdefault(ep, []).append(a.name)
-        return missing
-
     async def check_health(self) -> list[str]:
         """Probe ``/health`` of every ejected endpoint; re-admit those that answer."""
         for ep in [e for e in self.endpoints if e not in self.healthy()]:
@@ -275,6 +313,7 @@ class OpenAI:
                 await self.sync_adapters()
 
     async def generate(self, request: GenerationRequest) -> Completion:
+        check_model(self, request, (self.model,))
         path, body = self._body(request)
         last_error: str = ""
         adapter = request.adapter
@@ -320,7 +359,10 @@ class OpenAI:
                         self._redact(f"{ep}: HTTP {r.status_code}: {r.text[:300]}"), transient=transient
                     )
                 self.answered[ep] += 1
-                return self._parse(r.json(), path, latency)
+                c = self._parse(r.json(), path, latency)
+                if not c.prompt_token_ids and "prompt" in body:  # the ids we sent are the ids it ran
+                    c.prompt_token_ids = list(body["prompt"])
+                return c
         raise BackendError(f"no endpoint reachable ({last_error})", transient=True)
 
     @staticmethod

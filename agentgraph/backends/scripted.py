@@ -28,7 +28,7 @@ from itertools import chain
 from types import TracebackType
 from typing import Any
 
-from agentgraph.backends.base import Completion, GenerationRequest, chat_prompt_ids
+from agentgraph.backends.base import Completion, GenerationRequest, chat_prompt_ids, check_model
 from agentgraph.core.errors import BackendError, RequestRejected
 from agentgraph.core.messages import ChatMessage
 from agentgraph.core.thinking import ThinkFormat
@@ -106,7 +106,11 @@ def echo(call: ScriptedCall) -> str:
 
 
 class Scripted:
-    """Agents as Python callables, looked up by agent name, then role, then ``default``."""
+    """Agents as Python callables, looked up by agent name, then role, then ``default``.
+
+    ``model`` names the model this backend stands for, so a mixed team can be simulated with a
+    :class:`~agentgraph.backends.router.Router` of scripted backends; a request for another model is
+    refused."""
 
     name = "scripted"
 
@@ -120,8 +124,10 @@ class Scripted:
         max_context: int | None = None,
         tokenizer: Any = None,
         think_format: ThinkFormat | None = None,
+        model: str | None = None,
     ) -> None:
         self.agents = dict(agents or {})
+        self.model = model  # the name agents may ask for (None: no name, the default only)
         self.think_format = think_format
         self.tokenizer = tokenizer
         self.default = default
@@ -135,6 +141,9 @@ class Scripted:
     def _agent_for(self, request: GenerationRequest) -> ScriptedAgent:
         meta = request.meta
         return self.agents.get(meta.agent) or self.agents.get(meta.role) or self.default
+
+    def for_model(self, model: str | None) -> Scripted | None:
+        return self if model is None or model == self.model else None
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
         if request.prompt_token_ids is not None:
@@ -158,6 +167,7 @@ class Scripted:
     async def generate(self, request: GenerationRequest) -> Completion:
         start = time.perf_counter()
         meta = request.meta
+        check_model(self, request, (self.model,))
         prompt_ids = self.prompt_ids(request)
         # as an engine does: the prompt it would serve, over the context, is refused
         if self.max_context is not None and len(prompt_ids) + 1 > self.max_context:

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids
+from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids, check_model
 from agentgraph.core.errors import BackendError, ConfigError, RequestRejected
 from agentgraph.core.logs import engine_output_to
 from agentgraph.core.models import resolve
@@ -255,6 +255,10 @@ class VLLM:
             raise RuntimeError("the vLLM engine is not started: use `async with VLLM(...) as engine`")
         return self._engine
 
+    def for_model(self, model: str | None) -> VLLM | None:
+        """This engine, for its own model (by the name it was given or its resolved path)."""
+        return self if model is None or model in (self.model_name, self.model_path) else None
+
     # -- prompts -----------------------------------------------------------------------------------
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         if request.prompt_token_ids is not None:
@@ -290,6 +294,7 @@ class VLLM:
         from vllm.inputs import tokens_input
 
         engine = self.engine
+        check_model(self, request, (self.model_path, self.model_name))
         ids = self.prompt_ids(request)
         s = request.sampling
         if len(ids) + 1 > self.max_model_len:

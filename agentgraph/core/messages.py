@@ -85,6 +85,7 @@ class Turn(BaseModel):
     logprobs: list[float] | None = None
     finish_reason: str | None = None
     adapter: str | None = None
+    model: str | None = Field(None, description="the model the turn ran on (None: the backend's default)")
     started_s: float = Field(0.0, description="seconds since the session started")
     latency_s: float = 0.0
     attempts: int = Field(1, ge=1, description="requests sent for this turn (retries included)")

@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from agentgraph.backends.base import Backend, Completion, GenerationRequest
+from agentgraph.backends.base import Backend, Completion, GenerationRequest, Served
 from agentgraph.core.errors import RequestRejected, SessionOverflow
 from agentgraph.core.retry import RetryPolicy, call_with_retries
 from agentgraph.core.sampling import Sampling, SamplingOverrides
@@ -34,7 +34,7 @@ def reserve(sampling: Sampling, rnd: int, think: ThinkFormat | None) -> int:
 
 
 def fit(
-    backend: Backend,
+    backend: Served,
     build: Callable[[Sequence[PeerView]], GenerationRequest],
     peers: Sequence[PeerView],
     room: int,
@@ -103,6 +103,7 @@ class TurnOutput:
 
 async def generate_turn(
     backend: Backend,
+    served: Served,
     req: GenerationRequest,
     role: Role,
     rnd: int,
@@ -111,8 +112,9 @@ async def generate_turn(
     failures: list[str],
     request_id: Callable[[int, int], str],
 ) -> TurnOutput:
-    """Send a turn's requests (see the module docstring). ``request_id(phase, attempt)`` names
-    each attempt; failed attempts are appended to ``failures``."""
+    """Send a turn's requests (see the module docstring) through ``backend``; ``served`` is the
+    request's model as the backend serves it (its tokenizer writes a forced conclusion).
+    ``request_id(phase, attempt)`` names each attempt; failed attempts are appended to ``failures``."""
     out = TurnOutput()
 
     async def send(r: GenerationRequest, phase: int) -> Completion:
@@ -150,7 +152,7 @@ async def generate_turn(
         out.add(await send(first, 1))
         out.thinking_tokens = out.completion_tokens
     else:
-        out.prompt_token_ids = list(req.prompt_token_ids or ()) or _prompt_ids(backend, req)
+        out.prompt_token_ids = list(req.prompt_token_ids or ()) or _prompt_ids(served, req)
     concluded = think.close in out.text
     forced = ""
     if concluded:
@@ -164,10 +166,10 @@ async def generate_turn(
         if not out.prompt_token_ids:
             raise RequestRejected(
                 "think",
-                f"the {backend.name} backend reported no prompt token ids to continue a thinking turn from",
+                f"the {served.name} backend reported no prompt token ids to continue a thinking turn from",
                 "serve with vLLM, or set think: none",
             )
-        forced_ids = backend.encode(forced) if forced else []
+        forced_ids = served.encode(forced) if forced else []
         out.forced_tokens = len(forced_ids)
         if forced:
             out.text += forced
@@ -184,7 +186,7 @@ async def generate_turn(
     return out
 
 
-def _prompt_ids(backend: Backend, req: GenerationRequest) -> list[int]:
+def _prompt_ids(backend: Served, req: GenerationRequest) -> list[int]:
     ids = backend.prompt_ids(req)
     if ids is None:
         raise RequestRejected(

@@ -46,7 +46,7 @@ def prepare(
         if not isinstance(problem, str) or not problem.strip():
             raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
         s = Session(team, problem, backend, sid or os.urandom(6).hex(), gold)
-        s.resolve_think()
+        s.resolve_models()
         s.check_context()
         sessions.append(s)
     return sessions

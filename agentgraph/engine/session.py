@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta
+from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta, Served
 from agentgraph.core.answers import extract, is_correct, parse_score
 from agentgraph.core.errors import BackendError, ConfigError, RequestRejected, SessionFailed, SessionOverflow
 from agentgraph.core.messages import Decision, Turn, TurnKind
@@ -43,11 +43,39 @@ class Session:
         # one random nonce per session keeps request ids unique in the engine even when session ids
         # repeat across runs on one engine (a uuid per request cost more than building its prompt)
         self.nonce = os.urandom(4).hex()
-        self.think: ThinkFormat | None = None
+        # per model: how the backend serves it and its think markers (resolved once per session)
+        self._views: dict[str | None, tuple[Served, ThinkFormat | None]] = {}
         # a cascade's stages run as child sessions of one session: their rounds follow the earlier
         # stages' rounds in the transcript
         self.round_offset = 0
         self._settings: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None]] = {}
+
+    def view(self, model: str | None) -> tuple[Served, ThinkFormat | None]:
+        """``model`` as the backend serves it, and its think markers (the team's, or detected from
+        the model's chat template)."""
+        if (hit := self._views.get(model)) is None:
+            served = self.backend.for_model(model)
+            if served is None:
+                raise ConfigError(
+                    "model", f"no backend serves {model!r}", "serve it (a Router member, --role-model)"
+                )
+            hit = self._views[model] = (served, self._think(served, model))
+        return hit
+
+    def _think(self, served: Served, model: str | None) -> ThinkFormat | None:
+        think, found = self.team.think, served.think_format
+        if think == "none":
+            return None
+        if think == "auto":
+            return found
+        if found is not None and (found.open, found.close) != (think.open, think.close):
+            raise ConfigError(
+                "think",
+                f"{model or 'the default model'} marks thinking with {found.open} … {found.close}, "
+                f"but the team forces {think.open} … {think.close}",
+                "leave think auto: each model then keeps its own markers",
+            )
+        return think
 
     def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
         """Sampling and adapter of a speaker, resolved once per session (they cannot change inside one)."""
@@ -65,12 +93,14 @@ class Session:
     ) -> GenerationRequest:
         sampling, adapter = self.settings(agent, role, kind)
         team = self.team
+        who = agent if kind in ("agent", "score") else None
         return GenerationRequest(
             messages=build_messages(
-                role, self.problem, peers, team.share_of(role), team.preset.system_prompt
+                role, self.problem, peers, team.share_of(role), team.preset_of(who, role).system_prompt
             ),
             sampling=sampling,
             adapter=adapter,
+            model=team.model_of(who, role),
             meta=RequestMeta(
                 session=self.session,
                 agent=agent,
@@ -92,32 +122,50 @@ class Session:
         cascade runs its stages. The stage's agents must be named apart from the other stages'."""
         c = Session(team, self.problem, self.backend, self.session, self.gold)
         c.turns, c.writer, c.t0, c.nonce = self.turns, self.writer, self.t0, self.nonce
-        c.think, c.round_offset = self.think, round_offset
+        c._views, c.round_offset = self._views, round_offset
         return c
 
-    def resolve_think(self) -> None:
-        """The think markers: the team's, or the served model's (known once the backend started)."""
-        think = self.team.think
-        self.think = None if think == "none" else self.backend.think_format if think == "auto" else think
-        if self.think is None and any(
-            self.team.sampling_for(a, self.team.role(a)).thinking_budget is not None for a in self.team.agents
-        ):
-            raise ConfigError(
-                "thinking_budget",
-                "the model's chat template marks no thinking, so a budget cannot be kept",
-                "name the markers (think: '<think>,</think>') or drop the budget",
-            )
+    def resolve_models(self) -> None:
+        """Every agent's model is served, with what its settings need (known once the backend
+        started): think markers for a thinking budget, a tokenizer to force and measure it."""
+        team = self.team
+        for agent in team.agents:
+            role = team.role(agent)
+            model = team.model_of(agent, role)
+            if self.backend.for_model(model) is None:
+                raise ConfigError(
+                    "model",
+                    f"agent {agent} runs on {model!r}, which the {self.backend.name} backend does not serve",
+                    "serve that model too (a Router member; the CLI's --role-model), or drop it",
+                )
+            served, think = self.view(model)
+            if team.sampling_for(agent, role).thinking_budget is None:
+                continue
+            if think is None:
+                raise ConfigError(
+                    "thinking_budget",
+                    f"the chat template of {model or 'the model'} marks no thinking: a budget cannot be kept",
+                    "name the markers (think: '<think>,</think>') or drop the budget",
+                )
+            if served.count_prompt_tokens(self.request(agent, role, 0, "agent", [])) is None:
+                raise ConfigError(
+                    "thinking_budget",
+                    f"the {served.name} backend holds no tokenizer for {model or 'its model'}, so a "
+                    "budget cannot be forced",
+                    "give the backend the model's tokenizer (--tokenizer), or drop the budget",
+                )
 
     def check_context(self) -> None:
-        limit = self.backend.max_context
-        if limit is None:
-            return
         for agent in self.team.topology.agents:
             role = self.team.role(agent)
+            served, think = self.view(self.team.model_of(agent, role))
+            limit = served.max_context
+            if limit is None:
+                continue
             sampling, _ = self.settings(agent, role, "agent")
-            room = max(reserve(sampling, r, self.think) for r in range(self.team.rounds))
+            room = max(reserve(sampling, r, think) for r in range(self.team.rounds))
             req = self.request(agent, role, 0, "agent", [])
-            n = self.backend.count_prompt_tokens(req)
+            n = served.count_prompt_tokens(req)
             if n is not None and n + room > limit:
                 if room == 1:
                     raise ConfigError(
@@ -139,6 +187,8 @@ class Session:
         if kind == "agent" and role.answer_format == "score":
             kind = "score"
         sampling, adapter = self.settings(agent, role, kind)
+        model = self.team.model_of(agent if kind in ("agent", "score") else None, role)
+        served, think = self.view(model)
         base = {
             "id": f"{self.session}:r{rnd + self.round_offset}:{agent}",
             "session": self.session,
@@ -147,14 +197,15 @@ class Session:
             "round": rnd + self.round_offset,
             "kind": kind,
             "adapter": adapter.name if adapter else None,
+            "model": model,
             "started_s": started,
         }
         try:
             req, dropped = fit(
-                self.backend,
+                served,
                 lambda shown: self.request(agent, role, rnd, kind, shown),
                 peers,
-                reserve(sampling, rnd, self.think),
+                reserve(sampling, rnd, think),
                 self.team.overflow == "truncate-peers",
             )
         except SessionOverflow as e:
@@ -165,10 +216,11 @@ class Session:
         try:
             out = await generate_turn(
                 self.backend,
+                served,
                 req,
                 role,
                 rnd,
-                self.think,
+                think,
                 self.team.retry,
                 failures,
                 lambda phase, attempt: self.request_id(rnd, agent, phase, attempt),
@@ -257,7 +309,7 @@ class Session:
         return await (self.team.strategy or ROUNDS).run(self)
 
     def result(self, decision: Decision, rounds_run: int, stopped_early: bool) -> SessionResult:
-        total, by_agent, by_round, edges = account(self.turns)
+        total, by_agent, by_round, edges, by_model = account(self.turns)
         gold = self.gold
         return SessionResult(
             session=self.session,
@@ -271,6 +323,7 @@ class Session:
             usage=total,
             usage_by_agent=by_agent,
             usage_by_round=by_round,
+            usage_by_model=by_model,
             tokens_by_edge=edges,
             wall_s=time.perf_counter() - self.t0,
             errors=sum(1 for t in self.turns if not t.ok),

@@ -57,6 +57,9 @@ class SessionResult(BaseModel):
     usage: Usage
     usage_by_agent: dict[str, Usage]
     usage_by_round: dict[int, Usage]
+    usage_by_model: dict[str, Usage] = Field(
+        default_factory=dict, description="model → usage ('default': the backend's default model)"
+    )
     tokens_by_edge: dict[str, int] = Field(
         description="'u->v' (kind): completion tokens carried along the edge"
     )

@@ -66,6 +66,9 @@ class Role(BaseModel):
     )
     sampling: Sampling = Sampling()
     adapter: str | None = Field(None, description="path of a LoRA adapter trained for this role")
+    model: str | None = Field(
+        None, description="the model this role's agents run on (None: the team's); an agent's own wins"
+    )
 
 
 def load_role(path: str | Path) -> Role:

@@ -106,6 +106,24 @@ class TeamConfig:
     preset: Preset | None = field(
         default=None, metadata={"help": "the model authors' settings, over the cards and under sampling"}
     )
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "the model agents run on when neither the agent, its role in role_models nor its "
+            "card names one (None: the backend's default)"
+        },
+    )
+    role_models: Mapping[str, str] | None = field(
+        default=None,
+        metadata={"help": "role → model its agents run on, over the cards' model: (an agent's own wins)"},
+    )
+    presets: Mapping[str, Preset] | None = field(
+        default=None,
+        metadata={
+            "help": "model → the preset of the agents on that model (default: preset for all); an R1 "
+            "distill and a Qwen3 in one team each get their authors' settings"
+        },
+    )
     strategy: Strategy | None = field(
         default=None,
         metadata={"help": "how a session spends its requests instead of rounds (beam search, cascades)"},

@@ -20,7 +20,7 @@ from agentgraph.graph.topology import Topology
 from agentgraph.protocol.decisions import parse_decision
 from agentgraph.protocol.inter_round import parse_policy
 from agentgraph.roles.book import Role, RoleBook
-from agentgraph.roles.presets import DEFAULT
+from agentgraph.roles.presets import DEFAULT, Preset
 from agentgraph.team.config import OnError, Overflow, TeamConfig
 from agentgraph.team.strategy import Strategy
 
@@ -62,7 +62,11 @@ class Team:
       out the oldest, then longest, peer messages until it fits; recorded on the turn) or
       ``fail-session`` (that session ends as a recorded failure). Other sessions are not affected.
     - ``preset``: a :class:`~agentgraph.roles.presets.Preset` (the model authors' settings), applied over
-      the role cards and under ``sampling``.
+      the role cards and under ``sampling``; ``presets`` (model → preset) gives the agents of other
+      models their own.
+    - ``model``, ``role_models``: what an agent runs on (:meth:`model_of`): its own ``model``
+      attribute, else its role's in ``role_models``, else its card's ``model:``, else ``model``, else
+      the backend's default. Every agent's model must be served (checked before any request).
 
     Edge logits are not read here: a team runs every edge of its topology. Sampling graphs from the
     logits is what :meth:`Topology.sample` and the graph trainer do.
@@ -128,7 +132,18 @@ class Team:
         self.topology = topology
         self.rounds = rounds
         self.preset = preset if preset is not None else DEFAULT
-        self.roles = self.preset.apply(config.roles if config.roles is not None else RoleBook.default())
+        self.presets = dict(config.presets or {})
+        base = config.roles if config.roles is not None else RoleBook.default()
+        self.roles = self.preset.apply(base)
+        self.role_models = dict(config.role_models or {})
+        used = {topology.role_of(a) for a in topology.agents}
+        for r in self.role_models:
+            if r not in used:
+                raise ConfigError(
+                    "role_models",
+                    f"the team has no agent of role {r!r} (roles: {', '.join(sorted(used))})",
+                    "name a role of the topology",
+                )
         # None is "not set": an explicit share (final included) wins over the preset's
         self.share: Share = share if share is not None else self.preset.share or "final"
         self.think = parse_think(config.think)
@@ -143,6 +158,12 @@ class Team:
         # the scheduler asks for an agent's role every turn; the lookup raises a ConfigError naming
         # an unknown role, so building the map is also the check
         self._role_of = {a: self.roles[topology.role_of(a)] for a in topology.agents}
+        self._model_of = {a: self._model(a, self._role_of[a]) for a in topology.agents}
+        if self.presets:  # agents of a model with its own preset get its cards (instruction suffix)
+            books = {id(p): p.apply(base) for p in self.presets.values()}
+            for a, m in self._model_of.items():
+                if m in self.presets:
+                    self._role_of[a] = books[id(self.presets[m])][topology.role_of(a)]
         self.policy.check(self.roles)
         self.decision.check(topology, self.roles)
         self.agents = topology.agents
@@ -158,11 +179,32 @@ class Team:
     def role(self, agent: str) -> Role:
         return self._role_of[agent]
 
+    def _model(self, agent: str | None, role: Role) -> str | None:
+        if agent is not None and agent in self.topology and (m := self.topology.nodes[agent].get("model")):
+            return str(m)
+        return self.role_models.get(role.name) or role.model or self.config.model
+
+    def model_of(self, agent: str | None, role: Role) -> str | None:
+        """The model ``agent`` (or, for ``None``, a non-agent speaker of ``role``) runs on."""
+        if agent is not None and agent in self._model_of:
+            return self._model_of[agent]
+        return self._model(agent, role)
+
+    def models(self) -> list[str | None]:
+        """Every model an agent of the team runs on, each once (``None``: the backend's default)."""
+        return list(dict.fromkeys(self._model_of.values()))
+
+    def preset_of(self, agent: str | None, role: Role) -> Preset:
+        """The preset of the model ``agent`` runs on (the team's unless ``presets`` names one)."""
+        if not self.presets:
+            return self.preset
+        return self.presets.get(self.model_of(agent, role) or "", self.preset)
+
     def share_of(self, role: Role) -> Share:
         return role.share or self.share
 
     def sampling_for(self, agent: str | None, role: Role) -> Sampling:
-        s = role.sampling.merged(self.preset.sampling).merged(self.sampling)
+        s = role.sampling.merged(self.preset_of(agent, role).sampling).merged(self.sampling)
         if agent is not None:
             s = s.merged(self.topology.nodes[agent].get("sampling"))
         return s

@@ -21,9 +21,8 @@ from collections import Counter
 from collections.abc import Iterable
 from types import TracebackType
 
-from agentgraph.backends.base import Backend, Completion, GenerationRequest
+from agentgraph.backends.base import Backend, Completion, GenerationRequest, Served
 from agentgraph.core.errors import BackendError, ConfigError
-from agentgraph.core.thinking import ThinkFormat
 
 GARBAGE = "\x00\ufffd<<garbage>>\ufffd\x00"
 
@@ -60,24 +59,12 @@ class Faulty:
         self.latency_s = latency_s
         self.fail_agents = set(fail_agents)
         self.seed = seed
-        self.max_context = inner.max_context
-        self.model_path = inner.model_path
-        self.lora_rank = inner.lora_rank
         self.injected: Counter[str] = Counter()
         self._attempts: Counter[tuple[str, str, int, str]] = Counter()
 
-    def count_prompt_tokens(self, request: GenerationRequest) -> int | None:
-        return self.inner.count_prompt_tokens(request)
-
-    @property
-    def think_format(self) -> ThinkFormat | None:
-        return self.inner.think_format
-
-    def prompt_ids(self, request: GenerationRequest) -> list[int] | None:
-        return self.inner.prompt_ids(request)
-
-    def encode(self, text: str) -> list[int]:
-        return self.inner.encode(text)
+    def for_model(self, model: str | None) -> Served | None:
+        # what the models are is the inner backend's; only its requests are made to fail
+        return self.inner.for_model(model)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         m = request.meta

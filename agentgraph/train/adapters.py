@@ -24,6 +24,7 @@ from agentgraph.core.atomic import replace_dir_atomic, write_text_atomic
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.messages import ChatMessage
 from agentgraph.core.sampling import Sampling
+from agentgraph.team.team import Team
 
 
 def save_adapters(model: Any, folder: Path, roles: Sequence[str]) -> dict[str, Path]:
@@ -36,11 +37,31 @@ def save_adapters(model: Any, folder: Path, roles: Sequence[str]) -> dict[str, P
     return {r: folder / r for r in roles}
 
 
+def base_model_of(team: Team, roles: Sequence[str]) -> str | None:
+    """The one model the agents of ``roles`` run on: one LoRA policy per run trains one base."""
+    bases = {team.model_of(a, team.role(a)) for a in team.agents if team.role(a).name in roles}
+    if len(bases) > 1:
+        raise ConfigError(
+            "train_roles",
+            f"the roles run on {len(bases)} models ({', '.join(sorted(map(str, bases)))})",
+            "train the roles of one base model per run",
+        )
+    return next(iter(bases), None)
+
+
 class Publisher:
     """Serves each step's adapters on ``backend`` under a new name."""
 
-    def __init__(self, backend: Backend, root: Path, roles: Sequence[str], keep_versions: int = 2) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        root: Path,
+        roles: Sequence[str],
+        keep_versions: int = 2,
+        model: str | None = None,
+    ) -> None:
         self.backend = backend
+        self.model = model  # the base model the adapters are for (a mixed team's router routes them)
         self.root = root
         self.roles = list(roles)
         self.keep_versions = keep_versions
@@ -60,7 +81,9 @@ class Publisher:
         msg = (ChatMessage(role="user", content="1"),)
         await asyncio.gather(
             *(
-                self.backend.generate(GenerationRequest(messages=msg, sampling=warm, adapter=a))
+                self.backend.generate(
+                    GenerationRequest(messages=msg, sampling=warm, adapter=a, model=self.model)
+                )
                 for a in self.served.values()
             )
         )

@@ -30,6 +30,9 @@ class Elsewhere:
     def think_format(self) -> ThinkFormat | None:
         return None
 
+    def for_model(self, model: str | None) -> Elsewhere:
+        return self  # it serves nothing, so it names every model the main process serves
+
     async def generate(self, request: GenerationRequest) -> Completion:
         raise RuntimeError("this process does not generate: rollouts run in the main process")
 

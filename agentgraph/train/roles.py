@@ -26,9 +26,10 @@ Rollouts must carry the policy model's token ids: the vLLM backend does, and the
 when given the model's tokenizer (``Scripted(tokenizer=...)``). Rollouts sample with the configured
 ``temperature``, ``top_p`` and ``top_k``; the engine reports log-probs of that processed distribution
 (``logprobs_mode="processed_logprobs"``, set by ``backends.create(..., policy_tokens=True)``) and the
-trainer scores under the same processing, so their ratio (truncated importance sampling, see
-:mod:`agentgraph.train.policies.lora`) only corrects numerics. Without engine log-probs (scripted) the update
-is on-policy, as in TRL without vLLM.
+trainer scores under the same processing, so their ratio (truncated importance sampling,
+:mod:`agentgraph.train.policies.lora`) only corrects numerics; without them (scripted) it is on-policy.
+The trained roles must run on one base model (one LoRA policy per run; a mixed team's other
+models serve their agents unchanged).
 
 **Several processes** (``accelerate launch -m agentgraph train roles ...``): rollouts are produced
 once, by the main process, through its backend (the in-process engine or a ``vllm serve`` fleet), then
@@ -53,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from agentgraph.backends.base import Adapter, Backend
+from agentgraph.backends.base import served as served_model
 from agentgraph.core.answers import is_correct
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.sampling import SamplingOverrides
@@ -61,7 +63,7 @@ from agentgraph.engine.transcript import SessionResult
 from agentgraph.eval.datasets import Problem
 from agentgraph.eval.evaluation import evaluate
 from agentgraph.team.team import Team
-from agentgraph.train.adapters import Publisher, save_adapters
+from agentgraph.train.adapters import Publisher, base_model_of, save_adapters
 from agentgraph.train.base import BaseTrainer
 from agentgraph.train.checkpoint import (
     RoleCheckpoints,
@@ -112,7 +114,9 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
                     f"no agent of the team has role {r!r}",
                     f"train some of {', '.join(sorted(team_roles))}",
                 )
-        rank = backend.lora_rank
+        self.base_model = base_model_of(team, c.train_roles)
+        base = served_model(backend, self.base_model)
+        rank = base.lora_rank
         if rank is not None and c.lora_r > rank:
             raise ConfigError(
                 "lora_r",
@@ -125,14 +129,14 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
         self.backend = backend
         self.out = Path(out) if out is not None else None
         self.root = self.out if self.out is not None else Path(tempfile.mkdtemp(prefix="agentgraph-roles-"))
-        self.model_path = model or backend.model_path or resolve(None)
+        self.model_path = model or base.model_path or resolve(None)
         self.policy = LoRAPolicy(self.model_path, c)
         self.accelerator = self.policy.accelerator
         self.main = bool(self.accelerator.is_main_process)
         # without LoRA serving (scripted rollouts) every role is served the base model; only the main
         # process rolls out, so only it publishes
         self.publisher = (
-            Publisher(backend, self.root, c.train_roles, c.keep_versions)
+            Publisher(backend, self.root, c.train_roles, c.keep_versions, self.base_model)
             if rank is not None and self.main
             else None
         )
