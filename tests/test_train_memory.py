@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from agentgraph.core.errors import ConfigError
+from agentgraph.testing.tiny import tiny_model
 from agentgraph.train import RoleGRPOConfig
 from agentgraph.train.logprobs import sampling_mask, token_logps
 from agentgraph.train.memory import GIB, colocated_utilization, trainer_bytes
 from agentgraph.train.policies.lora import LoRAPolicy, Sample
-from bench.train_memory import tiny_model
 from tests.conftest import ON_GPU
 
 SETTINGS = [(1.0, 1.0, None), (0.7, 0.9, None), (0.7, 0.9, 5), (1.3, 1.0, 3)]

@@ -60,7 +60,7 @@ async def test_budget_forcing_on_the_real_engine(thinking_engine: VLLM) -> None:
 def _tiny_r1(root: Path) -> Path:
     """A 2-layer random-weight Qwen2 model with the embedded tokenizer and an R1-style template;
     its directory name selects the r1-distill preset."""
-    from bench.train_memory import tiny_model
+    from agentgraph.testing.tiny import tiny_model
 
     return Path(
         tiny_model(

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from agentgraph.core.errors import ConfigError
 from agentgraph.core.models import check, resolve
 
 BACKENDS = ("vllm", "openai", "scripted")
+log = logging.getLogger(__name__)
 
 
 def load_agent(spec: str) -> ScriptedAgent:
@@ -55,6 +57,8 @@ def create(
     policy_tokens: bool = False,
     engine: Mapping[str, Any] | None = None,
     engine_args: Sequence[str] = (),
+    models: Sequence[str] = (),
+    tokenizer: str | None = None,
 ) -> Backend:
     """A backend by name, checked before anything starts.
 
@@ -82,6 +86,15 @@ def create(
         ``kv_cache_dtype``, ``chat_template``, ...); ``None`` values mean "the default".
     engine_args : sequence of str
         ``vllm``: ``KEY=VALUE`` engine arguments, checked against vLLM's own argument parser.
+    models : sequence of str
+        Further models some agents run on (a mixed team): the result is a :class:`Router` with one
+        member per model — ``model`` (the default) first. ``vllm``: one engine each, every engine
+        given ``gpu_memory_utilization`` / N of the GPU (0.85 / N unless set: the value is then each
+        engine's share); ``openai``: ``endpoints`` written ``MODEL=URL`` serve ``MODEL``, plain URLs
+        the default model; ``scripted``: the same agent function stands for every model.
+    tokenizer : str, optional
+        ``openai``: the default model's tokenizer (directory or HF id), when the servers' model
+        directory is not on this machine.
 
     The model is checked first (a directory without weights, an unknown Hugging Face id: one
     :class:`~agentgraph.core.errors.ConfigError`), so nothing starts for a model that cannot load.
@@ -95,6 +108,21 @@ def create(
     ...
     agentgraph.core.errors.ConfigError: backend: unknown backend 'tgi' (use one of vllm, openai, scripted)
     """
+    extra = [m for m in dict.fromkeys(models) if m != model]
+    if extra:
+        return _router(
+            name,
+            [model, *extra],
+            seed=seed,
+            max_model_len=max_model_len,
+            endpoints=endpoints,
+            scripted=scripted,
+            lora_rank=lora_rank,
+            policy_tokens=policy_tokens,
+            engine=engine,
+            engine_args=engine_args,
+            tokenizer=tokenizer,
+        )
     settings = {k: v for k, v in (engine or {}).items() if v is not None}
     if name != "vllm" and (settings or engine_args):
         field = next(iter(settings), "engine_arg")
@@ -118,22 +146,73 @@ def create(
                 "the openai backend needs at least one --endpoint",
                 "e.g. --endpoint http://127.0.0.1:8000/v1",
             )
-        return OpenAI(list(endpoints), model=model, lora_rank=lora_rank)
+        urls = []
+        for e in endpoints:
+            named, url = _split_endpoint(e)
+            if named not in (None, model):
+                raise ConfigError("endpoint", f"{e!r} names {named!r}, which no agent runs on", "drop it")
+            urls.append(url)
+        return OpenAI(urls, model=model, lora_rank=lora_rank, tokenizer=tokenizer)
     if name == "scripted":
         if not scripted:
             raise ConfigError(
                 "scripted", "the scripted backend needs --scripted module:function", "name an agent function"
             )
-        tokenizer = None
+        tok = None
         if policy_tokens:
             from transformers import AutoTokenizer
 
             check(model)
-            tokenizer = AutoTokenizer.from_pretrained(resolve(model))
+            tok = AutoTokenizer.from_pretrained(resolve(model))
         return Scripted(
-            default=load_agent(scripted), seed=seed, max_context=max_model_len, tokenizer=tokenizer
+            default=load_agent(scripted), seed=seed, max_context=max_model_len, tokenizer=tok, model=model
         )
     raise ConfigError("backend", f"unknown backend {name!r}", f"use one of {', '.join(BACKENDS)}")
+
+
+def _split_endpoint(spec: str) -> tuple[str | None, str]:
+    """``MODEL=URL`` → ``(MODEL, URL)``; a plain URL → ``(None, URL)``."""
+    if spec.startswith(("http://", "https://")) or "=" not in spec:
+        return None, spec
+    model, _, url = spec.partition("=")
+    return model, url
+
+
+def _router(name: str, models: Sequence[str | None], **kw: Any) -> Router:
+    """One member per model (see :func:`create`); members keyed by model name."""
+    engine = dict(kw.pop("engine") or {})
+    endpoints: Sequence[str] = kw.pop("endpoints")
+    tokenizer = kw.pop("tokenizer")
+    if name == "vllm":
+        share = engine.get("gpu_memory_utilization") or round(0.85 / len(models), 3)
+        engine["gpu_memory_utilization"] = share
+        log.warning("%d engines in this process: gpu_memory_utilization %s each", len(models), share)
+    by_model: dict[str | None, list[str]] = {}
+    for e in endpoints:
+        m, url = _split_endpoint(e)
+        if m is not None and m not in models:
+            raise ConfigError(
+                "endpoint",
+                f"{e!r} names {m!r}, which no agent runs on",
+                f"use one of {', '.join(map(str, models))}",
+            )
+        by_model.setdefault(m if m != models[0] else None, []).append(url)
+    members: dict[str, Backend] = {}
+    for i, m in enumerate(models):
+        eps = by_model.get(None if i == 0 else m, [])
+        if name == "openai" and not eps:
+            raise ConfigError(
+                "endpoint", f"no endpoint serves {m or 'the default model'}", f"add --endpoint {m}=URL"
+            )
+        members[m or "default"] = create(
+            name,
+            model=m,
+            endpoints=eps,
+            engine=engine,
+            tokenizer=tokenizer if i == 0 else None,
+            **kw,
+        )
+    return Router(members, default=models[0] or "default")
 
 
 __all__ = [

@@ -142,6 +142,9 @@ class VLLM:
         self._lora_ids: dict[str, int] = {}
         self._ids = itertools.count()
         self.model_path: str | None = None  # resolved (and provisioned) when the engine starts
+        # what this engine ran, from its own outputs: vLLM's Prometheus counters are per process,
+        # and a second engine in the process unregisters the first one's (seen with vLLM 0.32)
+        self.counters: dict[str, int] = {"prompt_tokens": 0, "generation_tokens": 0, "requests": 0}
         self.think_format: ThinkFormat | None = think if isinstance(think, ThinkFormat) else None
 
     @property
@@ -331,6 +334,9 @@ class VLLM:
             raise BackendError(f"vLLM request {rid} returned no output")
         c = final.outputs[0]
         token_ids = list(c.token_ids)
+        self.counters["prompt_tokens"] += len(final.prompt_token_ids or ids)
+        self.counters["generation_tokens"] += len(token_ids)
+        self.counters["requests"] += 1
         logprobs = None
         if s.logprobs and c.logprobs is not None:
             logprobs = [float(step[t].logprob) for step, t in zip(c.logprobs, token_ids, strict=True)]
@@ -347,12 +353,15 @@ class VLLM:
 
     # -- accounting ----------------------------------------------------------------------------------
     @staticmethod
-    def engine_counters() -> dict[str, float]:
-        """vLLM's own Prometheus counters (prompt/generation tokens, prefix-cache queries/hits)."""
+    def engine_counters(model_name: str | None = None) -> dict[str, float]:
+        """vLLM's own Prometheus counters (prompt/generation tokens, prefix-cache queries/hits), of
+        every engine of the process or of the one serving ``model_name`` (its ``model_path``)."""
         from vllm.v1.metrics.reader import Counter, get_metrics_snapshot
 
         totals: dict[str, float] = {}
         for m in get_metrics_snapshot():
+            if model_name is not None and m.labels.get("model_name") != model_name:
+                continue
             if isinstance(m, Counter) and m.name in {
                 "vllm:prompt_tokens",
                 "vllm:generation_tokens",

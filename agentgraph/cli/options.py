@@ -78,8 +78,14 @@ class TeamOptions(BaseModel):
         "truncate-peers", description="a prompt over the context: truncate-peers | fail-session"
     )
 
-    def team(self, topology: Topology, adapters: str | None = None, preset: Preset | None = None) -> Team:
-        return team_of(topology, self.rounds, **self.team_settings(adapters, preset))
+    def team(
+        self,
+        topology: Topology,
+        adapters: str | None = None,
+        preset: Preset | None = None,
+        models: dict[str, Any] | None = None,
+    ) -> Team:
+        return team_of(topology, self.rounds, **self.team_settings(adapters, preset), **(models or {}))
 
     def team_settings(self, adapters: str | None = None, preset: Preset | None = None) -> dict[str, Any]:
         """Every :class:`Team` argument but the topology and rounds (shapes fix their own rounds)."""
@@ -127,7 +133,16 @@ class BackendOptions(BaseModel):
     )
     endpoint: list[str] = Field(
         default_factory=list,
-        description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (repeatable)",
+        description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; MODEL=URL for the "
+        "servers of a --role-model (repeatable)",
+    )
+    role_model: list[str] = Field(
+        default_factory=list,
+        description="ROLE=MODEL: that role's agents run on MODEL, with its own preset (repeatable); "
+        "the other agents run on --model",
+    )
+    tokenizer: str | None = Field(
+        None, description="openai: the served model's tokenizer, when its directory is not on this machine"
     )
     scripted: str | None = Field(None, description="for --backend scripted: module:function agent")
     seed: int = Field(0, ge=0, description="engine and sampling seed")
@@ -160,6 +175,23 @@ class BackendOptions(BaseModel):
 
     def model_preset(self) -> Preset:
         return choose(self.preset, self.model)
+
+    def role_models(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for spec in self.role_model:
+            role, _, model = spec.partition("=")
+            if not role.strip() or not model.strip():
+                raise ConfigError(
+                    "role_model", f"{spec!r} is not ROLE=MODEL", "e.g. --role-model critic=Qwen/Qwen3-1.7B"
+                )
+            out[role.strip()] = model.strip()
+        return out
+
+    def team_models(self) -> dict[str, Any]:
+        """The team's ``role_models`` and, per model, its preset (by family unless --preset names one)."""
+        rm = self.role_models()
+        presets = {m: choose(self.preset, m) for m in rm.values()}
+        return {"role_models": rm or None, "presets": presets or None}
 
     def make_backend(
         self, *, lora_rank: int | None = None, train: bool = False, out: Path | None = None
@@ -200,6 +232,8 @@ class BackendOptions(BaseModel):
             policy_tokens=train,
             engine=engine,
             engine_args=self.engine_arg,
+            models=list(self.role_models().values()),
+            tokenizer=self.tokenizer,
         )
         if engine.get("log_file"):  # after every check passed: a refused input prints one line
             print(f"engine log: {engine['log_file']} (--verbose shows it here)", file=sys.stderr)
@@ -216,6 +250,7 @@ class Solve(Common, TeamOptions, BackendOptions):
             min_agreement=self.min_agreement,
             min_score=self.min_score,
             **self.team_settings(self.adapters, self.model_preset()),
+            **self.team_models(),
         )
 
 

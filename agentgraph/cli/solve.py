@@ -65,8 +65,10 @@ async def cmd_run(o: RunOptions, problem: str) -> dict[str, Any]:
     backend = o.make_backend()
     async with backend:
         if o.transcript:
+            # checked before the file is opened: a refused team leaves no transcript behind
+            [session] = scheduler.prepare(team, [problem], backend, golds=[o.gold])
             with TranscriptWriter(o.transcript) as w:
-                r = await scheduler.solve(team, problem, backend, gold=o.gold, writer=w)
+                r = await session.run(w)
         else:
             r = await scheduler.solve(team, problem, backend, gold=o.gold)
     by_round = {rnd: r.answers(rnd) for rnd in range(r.rounds_run)}

@@ -132,7 +132,7 @@ async def cmd_train_graph(o: Any) -> dict[str, Any]:
             problems,
             backend,
             config,
-            make_team=lambda t: o.team(t, o.adapters, o.model_preset()),
+            make_team=lambda t: o.team(t, o.adapters, o.model_preset(), o.team_models()),
             out=out,
         )
         pruned = await trainer.train(resume=o.resume, progress=True)
@@ -210,7 +210,7 @@ async def cmd_train_joint(o: Any) -> dict[str, Any]:
             problems,
             backend,
             config,
-            make_team=lambda t: o.team(t, o.adapters, o.model_preset()),
+            make_team=lambda t: o.team(t, o.adapters, o.model_preset(), o.team_models()),
             heldout=heldout,
             model=o.model,
             out=out,

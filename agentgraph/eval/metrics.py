@@ -26,11 +26,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentgraph.core.answers import answer_key, is_correct
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.stats import wilson
+from agentgraph.engine.accounting import DEFAULT_MODEL
 from agentgraph.engine.transcript import SessionResult
 from agentgraph.eval.budget import EFFECTS, effect, sample_curves
 from agentgraph.protocol.voting import vote
@@ -60,6 +61,10 @@ class Metrics(BaseModel):
     thinking_tokens_by_round: dict[int, float] = {}
     failed_sessions: int = 0
     tokens_by_agent: dict[str, float]
+    tokens_by_model: dict[str, float] = {}
+    per_model_accuracy: dict[str, float] = Field(
+        {}, description="model → share of its agents' last-round answers that are right"
+    )
     tokens_by_round: dict[int, float]
     tokens_by_edge: dict[str, float]
     tokens_per_solved: float | None
@@ -92,6 +97,8 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
     by_edge: dict[str, float] = defaultdict(float)
     think_agent: dict[str, float] = defaultdict(float)
     think_round: dict[int, float] = defaultdict(float)
+    by_model: dict[str, float] = defaultdict(float)
+    model_right: dict[str, list[bool]] = defaultdict(list)
     for r in results:
         gold = r.gold or ""
         last = r.agent_turns()
@@ -102,6 +109,9 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
         unparse += r.answer is None
         for t in last:
             agent_right[t.agent] += is_correct(t.answer, gold)
+            model_right[t.model or DEFAULT_MODEL].append(is_correct(t.answer, gold))
+        for m, u in r.usage_by_model.items():
+            by_model[m] += u.total_tokens / n
         for rnd in range(r.rounds_run):
             turns = r.agent_turns(rnd)
             round_right[rnd] += bool(is_correct(vote(turns, {}, r.session, "majority").answer, gold))
@@ -147,6 +157,8 @@ def compute_metrics(team_name: str, results: Sequence[SessionResult], wall_s: fl
         thinking_tokens_by_round=dict(sorted(think_round.items())),
         failed_sessions=sum(1 for r in results if r.failure is not None),
         tokens_by_agent=dict(by_agent),
+        tokens_by_model=dict(by_model),
+        per_model_accuracy={m: float(np.mean(v)) for m, v in sorted(model_right.items())},
         tokens_by_round=dict(sorted(by_round.items())),
         tokens_by_edge=dict(by_edge),
         tokens_per_solved=total_tokens / correct if correct else None,

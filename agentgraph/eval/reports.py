@@ -136,6 +136,10 @@ def write_run_report(
     rounds_png = plot_rounds(metrics, out / "rounds.png")
     rows = summary_rows(metrics)
     agents = [(a, pct(v)) for a, v in metrics.per_agent_accuracy.items()]
+    models = [
+        (m, pct(v), f"{metrics.tokens_by_model.get(m, 0.0):.0f}")
+        for m, v in metrics.per_model_accuracy.items()
+    ]
     excerpts = disagreements(results)
     md = [
         f"# {metrics.team}",
@@ -146,6 +150,16 @@ def write_run_report(
         "",
         _md_table(("agent", "accuracy"), agents),
         "",
+        *(
+            [
+                "## By model (last-round answers; tokens per problem)",
+                "",
+                _md_table(("model", "accuracy", "tokens"), models),
+                "",
+            ]
+            if len(models) > 1
+            else []
+        ),
         f"![topology]({topo_png.name})",
         f"![rounds]({rounds_png.name})",
         "",
