@@ -30,14 +30,21 @@ def engine_processes() -> set[int]:
 
 
 def start_server(
-    port: int, log: Path, *, max_model_len: int = 2048, block_size: int = 32, lora_rank: int | None = None
+    port: int,
+    log: Path,
+    *,
+    max_model_len: int = 2048,
+    block_size: int = 32,
+    lora_rank: int | None = None,
+    model: str | None = None,
+    name: str = "smollm2",
 ) -> subprocess.Popen[bytes]:
-    """The embedded model behind the OpenAI-compatible server, served as ``smollm2``. Its output goes
-    to ``log`` (a pipe nobody reads would fill up and stall the server). With ``lora_rank`` it serves
+    """The embedded model (or ``model``) behind the OpenAI-compatible server, served as ``name``. Its
+    output goes to ``log`` (a pipe nobody reads would fill up and stall the server). With ``lora_rank`` it serves
     adapters loaded at run time and reports processed log-probs, as a training fleet is started."""
     cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", provision(),
-        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model or provision(),
+        "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
         "--max-model-len", str(max_model_len), "--dtype", "float32", "--seed", "0",
         "--block-size", str(block_size),  # as VLLM() picks on CPU, so both sides cache prefixes alike
         "--gpu-memory-utilization", "0.2",  # on a GPU, room for the fleet beside the tests' engines

@@ -274,6 +274,8 @@ class OpenAI(AdapterHosting):
                 body["top_k"] = s.top_k
         if request.prompt_token_ids is not None:
             body["prompt"] = list(request.prompt_token_ids)
+            if self.max_context is not None:  # as the in-process engine: the turn ends at the context
+                body["max_tokens"] = max(1, min(s.max_tokens, self.max_context - len(body["prompt"])))
             if s.logprobs:
                 body["logprobs"] = 0
             return "/completions", body
