@@ -40,8 +40,9 @@ def start_server(
     name: str = "smollm2",
 ) -> subprocess.Popen[bytes]:
     """The embedded model (or ``model``) behind the OpenAI-compatible server, served as ``name``. Its
-    output goes to ``log`` (a pipe nobody reads would fill up and stall the server). With ``lora_rank`` it serves
-    adapters loaded at run time and reports processed log-probs, as a training fleet is started."""
+    output goes to ``log`` (a pipe nobody reads would fill up and stall the server). With
+    ``lora_rank`` it serves adapters loaded at run time and reports processed log-probs, as a
+    training fleet is started."""
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model or provision(),
         "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",

@@ -89,3 +89,22 @@ def test_tts_bench_sets_every_shape_beside_matched_self_consistency(tmp_path: Pa
     (target,) = [t for t in out["cascade_target"] if t["cascade"] == "cascade:sc:3+full:3"]
     assert target["met"] == (target["accuracy"] >= target["best_ci95"][0] and target["token_share"] <= 0.6)
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_mixed_bench_sets_the_team_beside_each_models_self_consistency(tmp_path: Path) -> None:
+    out = bench("mixed.py", "--backend", "scripted", "--out", str(tmp_path))
+    rows = {r["team"]: r for r in out["rows"]}
+    assert set(rows) == {"single smollm2", "single model-b", "mixed"}
+    mixed = rows["mixed"]
+    assert mixed["models"] == ["smollm2", "model-b"]
+    # the scripted models are right 70% and 50% of the time: alone, each is near its own rate
+    assert rows["single smollm2"]["accuracy"] > rows["single model-b"]["accuracy"]
+    # the team's tokens are split by model (a1 on model B, a0 and a2 on model A: 2 to 1)
+    by = out["tokens_by_model"]
+    assert set(by) == {"smollm2", "model-b"} and abs(by["smollm2"] - 2 * by["model-b"]) < 1e-6
+    assert abs(sum(by.values()) - mixed["tokens_per_problem"]) < 1e-6
+    for model, sc in mixed["sc"].items():
+        assert sc["n"] >= 2, model  # the team spends several samples' tokens
+        # matched: self-consistency's tokens are within one sample of the team's
+        one = rows[f"single {model}"]["tokens_per_problem"]
+        assert abs(sc["tokens_per_problem"] - mixed["tokens_per_problem"]) <= one
