@@ -157,3 +157,15 @@ def test_scripted_backend_refuses_a_prompt_over_its_context() -> None:
 
 def test_built_in_cards_are_package_data() -> None:
     assert {p.stem for p in CARDS_DIR.glob("*.yaml")} >= {"solver", "critic", "grader", "judge"}
+
+
+def test_trainer_flags_take_the_config_field_names_too() -> None:
+    from agentgraph.cli.parser import build_parser, resolve_options
+
+    parser = build_parser()
+    short = resolve_options(parser.parse_args(["train", "roles", "--group", "3", "--lr", "0.001"]))
+    long = resolve_options(
+        parser.parse_args(["train", "roles", "--group-size", "3", "--learning-rate", "0.001"])
+    )
+    assert short == long
+    assert short.group == 3 and short.lr == 0.001  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentgraph.cli.commands import OPTIONS
 from agentgraph.cli.options import Common
+from agentgraph.cli.train_options import CONFIG_NAMES
 from agentgraph.core.errors import ConfigError, from_validation, read_yaml_mapping
 
 # command -> (dest, metavar, help) of its positional argument
@@ -52,19 +53,21 @@ def add_options(p: argparse.ArgumentParser, model: type[BaseModel]) -> None:
         if name == "json_output":
             p.add_argument("--json", dest="json", action="store_true", default=None, help=info.description)
             continue
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-")]
+        if name in CONFIG_NAMES:  # the config field's own name works too
+            flags.append("--" + CONFIG_NAMES[name].replace("_", "-"))
         kind = _scalar(info.annotation)
         default = info.get_default(call_default_factory=True)
         shown = f" (default {default})" if default not in (None, [], False) else ""
         help_ = (info.description or "") + shown
         if kind is bool:
-            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif kind is list:
-            p.add_argument(flag, dest=name, action="append", help=help_ + " (repeatable)")
+            p.add_argument(*flags, dest=name, action="append", help=help_ + " (repeatable)")
         elif kind in (int, float):
-            p.add_argument(flag, dest=name, type=kind, help=help_)
+            p.add_argument(*flags, dest=name, type=kind, help=help_)
         else:  # str, Literal choices, paths: pydantic validates them
-            p.add_argument(flag, dest=name, help=help_)
+            p.add_argument(*flags, dest=name, help=help_)
     p.add_argument("--config", help="YAML file of options, keys are the long option names (flags win)")
 
 
@@ -98,7 +101,8 @@ def resolve_options(ns: argparse.Namespace) -> Common:
     config = getattr(ns, "config", None)
     if config:
         loaded = read_yaml_mapping(Path(config), "config", "a mapping of option: value, e.g. rounds: 2")
-        data.update({k.replace("-", "_"): v for k, v in loaded.items()})
+        cli_name = {field: cli for cli, field in CONFIG_NAMES.items()}  # group_size: is group:
+        data.update({cli_name.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in loaded.items()})
     skip = {"command", "target", "config", *(dest for dest, _, _ in POSITIONAL.values())}
     data.update({k: v for k, v in vars(ns).items() if k not in skip and v is not None})
     try:

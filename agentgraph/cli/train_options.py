@@ -70,6 +70,14 @@ JOINT_FIELDS: Fields = {
     "token_cost": (GRAPH, "token_cost"),
     "prune_threshold": (GRAPH, "prune_threshold"),
 }
+# a short CLI name → the config field's own name, which the parser accepts too (`--group-size` is
+# `--group`): a flag written as in Python works on the command line
+CONFIG_NAMES: dict[str, str] = {
+    cli: spec[1]
+    for fields in (GRAPH_FIELDS, ROLE_FIELDS, JOINT_FIELDS)
+    for cli, spec in fields.items()
+    if spec is not None and spec[1] != cli
+}
 _OWN = {
     "base": (
         str | None,
