@@ -176,3 +176,15 @@ def test_cli_an_agent_model_served_by_no_backend_is_exit_2(
     err = capsys.readouterr().err
     assert code == 2 and "agent c runs on 'org/Qwen3-1.7B'" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_shapes_and_baselines_keep_the_role_models_of_their_own_roles() -> None:
+    from agentgraph.shapes.build import self_consistency_like
+
+    team = ag.Team(solver_and_critic(), role_models={"critic": SMALL, "solver": BIG})
+    sc = self_consistency_like(team, 3)  # solvers only: the solvers' model, no critic to place
+    assert {sc.model_of(a, sc.role(a)) for a in sc.agents} == {BIG}
+    cascade = ag.shape("cascade:sc:2+full:2", role_models={"solver": BIG})
+    assert {cascade.model_of(a, cascade.role(a)) for a in cascade.agents} == {BIG}
+    with pytest.raises(ConfigError, match="role_models"):
+        ag.shape("cascade:sc:2+full:2", role_models={"critic": BIG})

@@ -123,10 +123,15 @@ def _cascade(
 ) -> Team:
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError("min_agreement", f"{min_agreement} is not in [0, 1]", "e.g. 1.0 (any disagreement)")
-    stages = tuple(
-        team_of(_relabelled(from_spec(p, role=role), f"s{i}."), r, prefix=f"s{i}.", **team)
-        for i, (p, r) in enumerate(zip(parts, stage_rounds, strict=True))
-    )
+    role_models = dict(team.pop("role_models", None) or {})
+    built = []
+    for i, (p, r) in enumerate(zip(parts, stage_rounds, strict=True)):
+        g = _relabelled(from_spec(p, role=role), f"s{i}.")
+        # each stage gets the role models of its own roles; the union team checks them all
+        own = {k: m for k, m in role_models.items() if k in {g.role_of(a) for a in g.agents}}
+        built.append(team_of(g, r, prefix=f"s{i}.", role_models=own or None, **team))
+    stages = tuple(built)
+    team["role_models"] = role_models or None
     # the union graph carries the whole protocol, so a saved cascade loads back as the same team
     union = Topology(
         name=f"cascade:{'+'.join(parts)}",
@@ -174,8 +179,11 @@ def self_consistency_like(team: Team, n: int, role: str | None = None) -> Team:
         answering = [a for a in team.agents if team.role(a).answer_format == "boxed"]
         role = team.role(answering[0]).name if answering else "solver"
     # every setting of the team's config but its protocol (rounds, decision, strategy, inter-round)
+    # the baseline's samples run on the model the answering role runs on
+    models = {r: m for r, m in (team.config.role_models or {}).items() if r == role}
     return team.replace(
         self_consistency(n, role),
+        role_models=models or None,
         rounds=None,
         decision=None,
         strategy=None,
