@@ -199,3 +199,27 @@ def test_trim_log_drops_only_a_torn_last_line(tmp_path: Path) -> None:
     log.write_text('{"step": 1}\nnot json\n{"step": 2}\n')  # damage in the middle is not a torn tail
     with pytest.raises(ValueError, match="line 2"):
         trim_log(log, StepRecord, 2)
+
+
+async def test_graph_grpo_trains_a_mixed_team_unchanged(tmp_path: Path) -> None:
+    from agentgraph.backends import GenerationRequest, Router
+
+    seen: list[GenerationRequest] = []
+
+    class Second(Scripted):
+        async def generate(self, request: GenerationRequest) -> ag.backends.Completion:
+            seen.append(request)
+            return await super().generate(request)
+
+    base = chain(3, memory=False)
+    base.nodes["a2"]["model"] = "second"
+    router = Router(
+        {"first": Scripted(default=noisy, seed=3), "second": Second(default=calc, model="second")}
+    )
+    config = GraphGRPOConfig(group_size=2, steps=2, select_problems=0)
+    t = GraphGRPOTrainer(
+        base, arith("+", 2, 8, seed=0), router, config, make_team=lambda g: ag.Team(g, rounds=1)
+    )
+    pruned = await t.train()
+    assert seen and {r.meta.agent for r in seen} == {"a2"}  # the second model served only its agent
+    assert pruned.nodes["a2"]["model"] == "second"  # the trained graph keeps who runs on what
