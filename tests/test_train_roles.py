@@ -434,3 +434,58 @@ def test_rollout_team_keeps_the_teams_thinking_budget(tokenizer: Any) -> None:
         s = rollout.sampling_for(agent, rollout.role(agent))
         assert (s.thinking_budget, s.answer_tokens) == ((16, 32), 8)  # the team's, kept
         assert (s.temperature, s.max_tokens, s.logprobs) == (1.0, t.config.max_completion_length, True)
+
+
+def _lora_b(t: RoleGRPOTrainer) -> float:
+    return float(sum(p.detach().abs().sum() for n, p in t.policy.model.named_parameters() if "lora_B" in n))
+
+
+async def test_role_grpo_trains_every_base_of_a_two_model_team(tokenizer: Any, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from agentgraph.backends import Router
+    from agentgraph.testing.tiny import tiny_model
+    from agentgraph.train import MixedRoleGRPOTrainer, role_trainer
+
+    tiny = tiny_model(tmp_path / "models", name="tiny-second", tie_word_embeddings=True)
+    team = make_team().replace(role_models={"checker": tiny})
+    router = Router(
+        {
+            "smollm2": Scripted(default=adder, seed=1, tokenizer=tokenizer),
+            tiny: Scripted(default=adder, seed=2, tokenizer=AutoTokenizer.from_pretrained(tiny), model=tiny),
+        }
+    )
+    config = RoleGRPOConfig(
+        train_roles=("adder", "checker"), group_size=4, problems_per_step=2, steps=2, learning_rate=1e-3,
+        lora_r=4, lora_alpha=8, eval_every=1,
+    )  # fmt: skip
+    out = tmp_path / "run"
+    t = role_trainer(team, additions(20, 0), router, config, heldout=additions(4, 9), out=out)
+    assert isinstance(t, MixedRoleGRPOTrainer)
+    (second,) = t.followers
+    assert second.model_path == tiny and second.config.train_roles == ("checker",)
+    assert t.config.train_roles == ("adder",) and t.model_path != tiny
+    before = (_lora_b(t), _lora_b(second))
+    log = await t.train()
+    assert before == (0.0, 0.0) and _lora_b(t) > 0 and _lora_b(second) > 0  # both policies stepped
+    assert [e.step for e in log] == [1, 2] and all(e.heldout_accuracy is not None for e in log)
+    assert (out / "adapters.json").is_file() and (out / "bases" / "tiny-second" / "adapters.json").is_file()
+    # resume continues both bases from their checkpoints
+    more = config.model_copy(update={"steps": 3})
+    again = role_trainer(team, additions(20, 0), router, more, heldout=additions(4, 9), out=out)
+    assert isinstance(again, MixedRoleGRPOTrainer)
+    log = await again.train(resume=True)
+    assert [e.step for e in log] == [1, 2, 3] and again.followers[0].step == 3
+
+
+def test_a_single_policy_trainer_refuses_roles_on_two_models(tokenizer: Any, tmp_path: Path) -> None:
+    team = make_team().replace(role_models={"checker": "other-model"})
+    from agentgraph.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MixedRoleGRPOTrainer"):
+        RoleGRPOTrainer(
+            team,
+            additions(4, 0),
+            Scripted(tokenizer=tokenizer),
+            RoleGRPOConfig(train_roles=("adder", "checker")),
+        )

@@ -157,7 +157,7 @@ async def cmd_train_graph(o: Any) -> dict[str, Any]:
 
 async def cmd_train_roles(o: Any) -> dict[str, Any]:
     from agentgraph.core.models import resolve
-    from agentgraph.train import RoleGRPOTrainer
+    from agentgraph.train import role_trainer
     from agentgraph.train.elsewhere import Elsewhere
 
     config = role_config(o)
@@ -176,7 +176,7 @@ async def cmd_train_roles(o: Any) -> dict[str, Any]:
         else Elsewhere(resolve(o.model), config.lora_r)
     )
     async with backend:
-        trainer = RoleGRPOTrainer(team, problems, backend, config, heldout=heldout, model=o.model, out=out)
+        trainer = role_trainer(team, problems, backend, config, heldout=heldout, model=o.model, out=out)
         await trainer.train(resume=o.resume, progress=rank == 0)
     if rank == 0:
         print(f"adapters: {out / 'adapters.json'}  (serve them with --adapters {out})")

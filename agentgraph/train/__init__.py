@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from agentgraph.train.graph import GraphGRPOTrainer, StepLog
     from agentgraph.train.joint import JointStep, JointTrainer
     from agentgraph.train.loss import grpo_loss
+    from agentgraph.train.mixed_roles import MixedRoleGRPOTrainer, role_trainer
     from agentgraph.train.roles import RoleGRPOTrainer
 
 _WHERE = {
@@ -37,6 +38,8 @@ _WHERE = {
     "JointTrainer": "joint",
     "grpo_loss": "loss",
     "RoleGRPOTrainer": "roles",
+    "MixedRoleGRPOTrainer": "mixed_roles",
+    "role_trainer": "mixed_roles",
     "RoleStepLog": "checkpoint",
 }
 
@@ -53,10 +56,12 @@ __all__ = [
     "JointConfig",
     "JointStep",
     "JointTrainer",
+    "MixedRoleGRPOTrainer",
     "RoleGRPOConfig",
     "RoleGRPOTrainer",
     "RoleStepLog",
     "StepLog",
     "grpo_loss",
     "load_adapters",
+    "role_trainer",
 ]

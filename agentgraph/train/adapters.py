@@ -44,7 +44,7 @@ def base_model_of(team: Team, roles: Sequence[str]) -> str | None:
         raise ConfigError(
             "train_roles",
             f"the roles run on {len(bases)} models ({', '.join(sorted(map(str, bases)))})",
-            "train the roles of one base model per run",
+            "train them with MixedRoleGRPOTrainer (agentgraph.train.role_trainer): one policy per base",
         )
     return next(iter(bases), None)
 

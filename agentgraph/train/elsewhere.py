@@ -31,7 +31,12 @@ class Elsewhere:
         return None
 
     def for_model(self, model: str | None) -> Elsewhere:
-        return self  # it serves nothing, so it names every model the main process serves
+        # it serves nothing; it names each model the main process serves (a trainer loads its weights)
+        if model is None:
+            return self
+        from agentgraph.core.models import resolve
+
+        return Elsewhere(resolve(model), self._lora_rank)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         raise RuntimeError("this process does not generate: rollouts run in the main process")

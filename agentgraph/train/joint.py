@@ -29,7 +29,7 @@ from agentgraph.train.checkpoint import RoleStepLog
 from agentgraph.train.config import JointConfig
 from agentgraph.train.graph import GraphGRPOTrainer, StepLog
 from agentgraph.train.loop import StepRecord, train_loop
-from agentgraph.train.roles import RoleGRPOTrainer
+from agentgraph.train.mixed_roles import role_trainer
 
 
 class JointStep(StepRecord):
@@ -58,7 +58,7 @@ class JointTrainer:
         self.config = c = config or JointConfig()
         self.out = Path(out) if out is not None else None
         build = make_team or (lambda t: Team(t, rounds=1, decision="majority"))
-        self.roles = RoleGRPOTrainer(
+        self.roles = role_trainer(
             build(base),
             problems,
             backend,

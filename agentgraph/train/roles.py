@@ -28,8 +28,8 @@ when given the model's tokenizer (``Scripted(tokenizer=...)``). Rollouts sample 
 (``logprobs_mode="processed_logprobs"``, set by ``backends.create(..., policy_tokens=True)``) and the
 trainer scores under the same processing, so their ratio (truncated importance sampling,
 :mod:`agentgraph.train.policies.lora`) only corrects numerics; without them (scripted) it is on-policy.
-The trained roles must run on one base model (one LoRA policy per run; a mixed team's other
-models serve their agents unchanged).
+The trained roles run on one base model (one LoRA policy); roles on several models are trained by
+:class:`~agentgraph.train.mixed_roles.MixedRoleGRPOTrainer`, one of these per base.
 
 **Several processes** (``accelerate launch -m agentgraph train roles ...``): rollouts are produced
 once, by the main process, through its backend (the in-process engine or a ``vllm serve`` fleet), then
@@ -129,7 +129,7 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
         self.backend = backend
         self.out = Path(out) if out is not None else None
         self.root = self.out if self.out is not None else Path(tempfile.mkdtemp(prefix="agentgraph-roles-"))
-        self.model_path = model or base.model_path or resolve(None)
+        self.model_path = model or base.model_path or resolve(self.base_model)
         self.policy = LoRAPolicy(self.model_path, c)
         self.accelerator = self.policy.accelerator
         self.main = bool(self.accelerator.is_main_process)
