@@ -102,3 +102,37 @@ async def test_each_model_keeps_its_own_think_markers(engine: VLLM, tiny_engine:
         else:
             assert t.requests == 1 and t.thinking_chars == 0 and t.thinking_tokens == 0
     assert tiny_engine.think_format is not None and engine.think_format is None
+
+
+async def test_role_grpo_on_a_two_model_team_publishes_each_base_to_its_engine(tmp_path: Path) -> None:
+    from agentgraph.train import MixedRoleGRPOTrainer, RoleGRPOConfig, role_trainer
+    from examples.train_roles_arith import additions, make_team
+
+    tiny = tiny_dir(tmp_path)
+    backend = ag.backends.create(
+        "vllm",
+        max_model_len=1024,
+        models=[tiny],
+        lora_rank=4,
+        policy_tokens=True,
+        engine={"kv_cache_gib": 1, "gpu_memory_utilization": GPU_SHARE, "log_file": tmp_path / "engine.log"},
+    )
+    team = make_team().replace(role_models={"checker": tiny})
+    config = RoleGRPOConfig(
+        train_roles=("adder", "checker"), group_size=2, problems_per_step=2, steps=1, lora_r=4, lora_alpha=8,
+        learning_rate=1e-3, max_completion_length=8, eval_every=1,
+    )  # fmt: skip
+    async with backend:
+        assert isinstance(backend, Router)
+        t = role_trainer(
+            team, additions(8, 0), backend, config, heldout=additions(2, 9), out=tmp_path / "run"
+        )
+        assert isinstance(t, MixedRoleGRPOTrainer)
+        log = await t.train()
+        default, second = backend.backends["default"], backend.backends[tiny]
+        assert isinstance(default, VLLM) and isinstance(second, VLLM)
+        # each engine loaded only the adapters of the roles that run on it
+        assert {n.split("@")[0] for n in default._lora_ids} == {"adder"}
+        assert {n.split("@")[0] for n in second._lora_ids} == {"checker"}
+    assert log[-1].heldout_accuracy is not None and log[-1].turns > 0
+    assert (tmp_path / "run" / "bases" / "tiny-think-qwen2" / "adapters.json").is_file()

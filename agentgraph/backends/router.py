@@ -65,6 +65,11 @@ class Router:
         # a member may know its model by another name too (an engine by its resolved path)
         return next((k for k, b in self.backends.items() if b.for_model(model) is not None), None)
 
+    def member_for(self, model: str | None) -> Backend | None:
+        """The member backend serving ``model`` (``None``: the default), or ``None``."""
+        key = self.member(model)
+        return None if key is None else self.backends[key]
+
     def for_model(self, model: str | None) -> Served | None:
         key = self.member(model)
         return None if key is None else self.backends[key].for_model(None)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgraph.backends.base import Adapter, AdapterHost, Backend, GenerationRequest
+from agentgraph.backends.router import Router
 from agentgraph.core.atomic import replace_dir_atomic, write_text_atomic
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.messages import ChatMessage
@@ -72,7 +73,9 @@ class Publisher:
         versions = self.root / "adapters"
         paths = save_adapters(model, versions / f"step-{step}", self.roles)
         self.served = {r: Adapter(name=f"{r}@{step}", path=str(p.resolve())) for r, p in paths.items()}
-        host = self.backend if isinstance(self.backend, AdapterHost) else None
+        # a mixed team's router: the adapters are loaded onto the fleet of their base model only
+        target = self.backend.member_for(self.model) if isinstance(self.backend, Router) else self.backend
+        host = target if isinstance(target, AdapterHost) else None
         if host is not None:
             await asyncio.gather(*(host.load_adapter(a) for a in self.served.values()))
         # one token per role loads the new weights now, so the reload cost is measured here and not
