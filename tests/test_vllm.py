@@ -246,3 +246,17 @@ async def test_cascade_escalates_only_on_disagreement(engine: VLLM) -> None:
         disagreed = len(keys) > 1 or None in keys
         assert bool(large) == disagreed and r.decision.stage == int(disagreed)
         assert all(t.round >= 1 for t in large)
+
+
+def test_a_lora_rank_vllm_does_not_list_is_rounded_up_and_one_beyond_refused() -> None:
+    import typing
+
+    from vllm.config.lora import LoRAConfig
+
+    from agentgraph.backends.vllm import LORA_RANKS
+
+    assert typing.get_args(typing.get_type_hints(LoRAConfig)["max_lora_rank"]) == LORA_RANKS
+    assert VLLM("m", enable_lora=True, max_lora_rank=4).max_lora_rank == 8
+    assert VLLM("m", enable_lora=True, max_lora_rank=16).max_lora_rank == 16
+    with pytest.raises(ag.ConfigError, match="max_lora_rank"):
+        VLLM("m", enable_lora=True, max_lora_rank=1024)

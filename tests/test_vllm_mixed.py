@@ -113,13 +113,13 @@ async def test_role_grpo_on_a_two_model_team_publishes_each_base_to_its_engine(t
         "vllm",
         max_model_len=1024,
         models=[tiny],
-        lora_rank=4,
+        lora_rank=8,
         policy_tokens=True,
         engine={"kv_cache_gib": 1, "gpu_memory_utilization": GPU_SHARE, "log_file": tmp_path / "engine.log"},
     )
     team = make_team().replace(role_models={"checker": tiny})
     config = RoleGRPOConfig(
-        train_roles=("adder", "checker"), group_size=2, problems_per_step=2, steps=1, lora_r=4, lora_alpha=8,
+        train_roles=("adder", "checker"), group_size=2, problems_per_step=2, steps=1, lora_r=8, lora_alpha=16,
         learning_rate=1e-3, max_completion_length=8, eval_every=1,
     )  # fmt: skip
     async with backend:

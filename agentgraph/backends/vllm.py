@@ -69,6 +69,10 @@ def read_chat_template(spec: str | None) -> str | None:
     return p.read_text(encoding="utf-8") if "{" not in spec else spec
 
 
+# the ranks vLLM's LoRAConfig accepts for max_lora_rank (vllm/config/lora.py)
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
 class VLLM:
     name = "vllm"
 
@@ -120,7 +124,16 @@ class VLLM:
         self.enforce_eager = enforce_eager
         self.enable_prefix_caching = enable_prefix_caching
         self.enable_lora = enable_lora
-        self.max_lora_rank = max_lora_rank
+        # vLLM serves adapters up to a rank from a fixed list; an adapter of rank 4 runs on an engine
+        # whose max rank is 8, so a trainer's rank is rounded up rather than refused at engine start
+        fits = [r for r in LORA_RANKS if r >= max_lora_rank]
+        if max_lora_rank < 1 or not fits:
+            raise ConfigError(
+                "max_lora_rank",
+                f"{max_lora_rank} is outside 1..{LORA_RANKS[-1]}",
+                "use a LoRA rank vLLM serves",
+            )
+        self.max_lora_rank = fits[0]
         self.max_loras = max_loras
         self.kv_cache_gib = kv_cache_gib
         self.gpu_memory_utilization = gpu_memory_utilization
