@@ -205,6 +205,19 @@ BAD = [
     (["--dataset", "arith:n=3", "--topology", "bon:0"], "n: 0 is not an integer"),
     (["--dataset", "arith:n=3", "--decision", "best_score"], "best_score needs grader agents"),
     (["--dataset", "arith:n=3", "--min-agreement", "2"], "min_agreement"),
+    # flags of the wrong type and values vLLM refuses: one line too (issue 29)
+    (["--dataset", "arith:n=3", "--rounds", "two"], "rounds: invalid int value: 'two'"),
+    (["--dataset", "arith:n=3", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--dataset", "arith:n=3", "--think", "<a>,</a>,x"], "think"),
+    (["--dataset", "arith:n=3", "--thinking-budget", "64,,128"], "thinking_budget"),
+    (["--dataset", "arith:n=3", "--tokenizer", "Qwen/Qwen3-1.7B"], "tokenizer: names the tokenizer"),
+    (["--dataset", "arith:n=3", "--backend", "vllm", "--dtype", "float7"], "dtype: 'float7' is refused"),
+    (["--dataset", "arith:n=3", "--backend", "vllm", "--kv-cache-dtype", "int3"], "kv_cache_dtype: 'int3'"),
+    (["--dataset", "arith:n=3", "--role-model", "solver="], "role_model: 'solver=' is not ROLE=MODEL"),
+    (["--dataset", "arith:n=3", "--role-model", "wizard=m"], "no agent of role 'wizard'"),
+    (["--dataset", "arith:n=3", "--config", "{listcfg}"], "must be a YAML mapping"),
+    (["--dataset", "arith:n=3", "--adapters", "{file}"], "adapters"),
+    (["--dataset", "arith:n=3", "--temperature", "hot"], "temperature: invalid float value"),
 ]
 
 
@@ -233,6 +246,7 @@ def test_bad_input_is_one_line_exit_2(
             ),
         ),
         "badcfg": _write(tmp_path, "bad.yaml", "colour: blue\n"),
+        "listcfg": _write(tmp_path, "list.yaml", "- rounds: 2\n"),
         "badyaml": _write(tmp_path, "bad2.yaml", "rounds: [1\n"),
         "wrongtype": _write(tmp_path, "bad3.yaml", "rounds: two\n"),
         "badcard": _write(tmp_path, "card.yaml", "system_prompt: [x\n"),
@@ -318,3 +332,67 @@ def test_train_graph_and_resume(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 def test_bad_input_other_commands(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+SERVE = ["--backend", "scripted", "--scripted", "tests.agents:calc"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--teams", "{emptyteams}", *SERVE], "names no team"),
+        (["serve", "--teams", "{wrongteams}", *SERVE], "teams.debate.rounds"),
+        (["serve", "--teams", "{listteams}", *SERVE], "teams.debate: is not a mapping"),
+        (["serve", "--teams", "{unknownteams}", *SERVE], "teams.debate.colour"),
+        (["serve", "--teams", "{latin}", *SERVE], "not UTF-8"),
+        (["serve", "--host", "no-such-host.invalid", "--port", "0", *SERVE], "host: cannot listen"),
+        (["serve", "--port", "{busy}", *SERVE], "host: cannot listen"),
+        (["serve", "--port", "http", *SERVE], "port: invalid int value"),
+        (["serve", "--request-timeout", "0", *SERVE], "request_timeout"),
+        (["serve", "--max-concurrency", "0", *SERVE], "max_concurrency"),
+        (["view", "{nothing}"], "holds no transcripts.jsonl"),
+        (["view", "{latin}"], "is not a directory"),
+        (["view", "{nothing}", "--port", "-1"], "port"),
+        (["train", "graph", "--base", "sc:3", "--dataset", "arith:n=3", *SERVE], "no learnable edges"),
+        (["train", "graph", "--base", "full:3", "--dataset", "arith:n=3", "--group", "1", *SERVE], "group"),
+        (["train", "graph", "--base", "full:3", "--dataset", "arith:n=3", "--lr", "nan", *SERVE], "lr"),
+        (["train", "graph", "--base", "full:3", "--dataset", "arith:n=3", "--config", "{steps}", *SERVE],
+         "config.steps"),
+        (["train", "roles", "--dataset", "arith:n=3", "--train-roles", "solver,,x", *SERVE], "empty item"),
+        (["train", "roles", "--dataset", "arith:n=3", "--train-roles", "wizard", *SERVE], "'wizard'"),
+        (["train", "roles", "--dataset", "arith:n=3", "--train-roles", "solver", "--lora-r", "0", *SERVE],
+         "lora_r"),
+        (["train", "roles", "--dataset", "arith:n=3", "--train-roles", "solver", "--guard", "maybe", *SERVE],
+         "guard"),
+        (["train", "joint", "--base", "full:3", "--dataset", "arith:n=3", "--schedule", "often", *SERVE],
+         "schedule"),
+        (["compare", "--dataset", "arith:n=2", "--topologies", "sc:2,,full:3", *SERVE], "empty item"),
+    ],
+)  # fmt: skip
+def test_bad_input_serve_view_train_leave_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        files = {
+            "emptyteams": _write(tmp_path, "t0.yaml", "{}\n"),
+            "wrongteams": _write(tmp_path, "t1.yaml", "debate: {topology: full:3, rounds: two}\n"),
+            "listteams": _write(tmp_path, "t2.yaml", "debate: [1, 2]\n"),
+            "unknownteams": _write(tmp_path, "t3.yaml", "debate: {topology: full:3, colour: red}\n"),
+            "latin": _write(tmp_path, "l.yaml", b"debate: caf\xe9\n"),
+            "steps": _write(tmp_path, "s.yaml", "steps: -1\n"),
+            "nothing": str(tmp_path / "empty-run"),
+            "busy": str(busy.getsockname()[1]),
+        }
+        (tmp_path / "empty-run").mkdir()
+        out = tmp_path / "out"
+        argv = [a.format(**files) for a in argv]
+        if argv[0] != "view":
+            argv += ["--out", str(out)]
+        code, _, err = run_cli(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not out.exists() and list((tmp_path / "empty-run").iterdir()) == []

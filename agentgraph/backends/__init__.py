@@ -131,8 +131,15 @@ def create(
             f"is a setting of the in-process vLLM engine; the {name} backend starts none",
             "use --backend vllm, or give it to `vllm serve`",
         )
+    if tokenizer is not None and name != "openai":
+        raise ConfigError(
+            "tokenizer",
+            f"names the tokenizer of a vllm serve fleet; the {name} backend loads the model's own",
+            "drop --tokenizer, or use --backend openai",
+        )
     if name == "vllm":
         check(model)
+        vllm_args.check(settings)
         kwargs = vllm_args.parse(engine_args)
         if lora_rank is not None:
             settings |= {"enable_lora": True, "max_lora_rank": lora_rank}

@@ -35,6 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check(settings: dict[str, Any]) -> None:
+    """Our own engine flags (``--dtype``, ``--kv-cache-dtype``) checked by the same vLLM parser, so a
+    value vLLM refuses is a one-line error naming the flag before any engine (or its log) starts."""
+    for key in ("dtype", "kv_cache_dtype"):
+        if settings.get(key) is not None:
+            try:
+                parse([f"{key}={settings[key]}"])
+            except ConfigError:
+                choices = _parser()._option_string_actions["--" + key.replace("_", "-")].choices
+                fix = f"use one of {', '.join(map(str, choices))}" if choices else "see `vllm serve --help`"
+                raise ConfigError(key, f"{settings[key]!r} is refused by vLLM", fix) from None
+
+
 def parse(pairs: Sequence[str]) -> dict[str, Any]:
     """``["KEY=VALUE", ...]`` as ``AsyncEngineArgs`` keyword arguments, typed by vLLM's parser."""
     if not pairs:

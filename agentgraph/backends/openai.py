@@ -28,9 +28,8 @@
   per peer dropped, and a local render costs no round trip. Without a tokenizer (a server that is not
   vLLM, a model not on this machine) requests stay chat requests and a team that needs the tokenizer
   (a thinking budget) is refused before its first request.
-- At start every endpoint's ``/v1/models`` is read: an endpoint that does not serve the named model
-  is a :class:`ConfigError` naming both, and ``max_model_len`` gives the context when the servers
-  report it.
+- At start every endpoint's ``/v1/models`` is read: one not serving the named model is a
+  :class:`ConfigError` naming both; their ``max_model_len`` gives the context.
 - The API key is read from the environment variable named by ``api_key_env`` (default
   ``OPENAI_API_KEY``), never stored, and redacted (``***``) from every error message, so it cannot
   reach a transcript, a log or a report.
@@ -103,6 +102,7 @@ class OpenAI(AdapterHosting):
         self.model = model
         self._api_key = os.environ.get(api_key_env, "")
         self._sem = asyncio.Semaphore(max_in_flight)
+        self.in_flight = 0  # requests sent and not yet answered (or waiting for a slot)
         self._throttle = Throttler(rate_limit=rate_limit, period=period_s) if rate_limit else None
         self.timeout_s = timeout_s
         self.vllm_extensions = vllm_extensions
@@ -264,6 +264,8 @@ class OpenAI(AdapterHosting):
         }
         if s.stop:
             body["stop"] = list(s.stop)
+        if s.seed is not None:
+            body["seed"] = s.seed
         if request.adapter is not None:
             body["model"] = request.adapter.name  # vLLM serves LoRA adapters under their own names
         if self.vllm_extensions:
@@ -316,9 +318,14 @@ class OpenAI(AdapterHosting):
 
     async def generate(self, request: GenerationRequest) -> Completion:
         check_model(self, request, (self.model,))
-        path, body = self._body(request)
-        last_error: str = ""
-        adapter = request.adapter
+        self.in_flight += 1  # waiting for a slot counts: the request is held here
+        try:
+            return await self._send(request, *self._body(request))
+        finally:
+            self.in_flight -= 1
+
+    async def _send(self, request: GenerationRequest, path: str, body: dict[str, Any]) -> Completion:
+        adapter, last_error = request.adapter, ""
         if adapter is not None and adapter.name not in self._adapters:
             async with self._load_lock:  # first request of an adapter never loaded here (--adapters)
                 if adapter.name not in self._adapters:
@@ -377,13 +384,10 @@ class OpenAI(AdapterHosting):
             raise BackendError(f"malformed response: missing {e}") from e
         token_ids = list(choice.get("token_ids") or [])
         prompt_ids = list(data.get("prompt_token_ids") or choice.get("prompt_token_ids") or [])
-        logprobs = None
-        lp = choice.get("logprobs")
-        if lp:
-            if path == "/chat/completions":
-                logprobs = [float(t["logprob"]) for t in (lp.get("content") or [])]
-            else:
-                logprobs = [float(x) for x in (lp.get("token_logprobs") or [])]
+        lp = choice.get("logprobs") or {}
+        chat = path == "/chat/completions"
+        raw = [t["logprob"] for t in lp.get("content") or []] if chat else lp.get("token_logprobs") or []
+        logprobs = [float(x) for x in raw] if lp else None
         return Completion(
             text=text or "",
             prompt_token_ids=prompt_ids,

@@ -75,6 +75,13 @@ class Router:
         return None if key is None else self.backends[key].for_model(None)
 
     @property
+    def in_flight(self) -> int | None:
+        """Requests the members hold now, or ``None`` when a member cannot tell."""
+        counts = [getattr(b, "in_flight", None) for b in self.backends.values()]
+        ints = [c for c in counts if isinstance(c, int)]
+        return sum(ints) if len(ints) == len(counts) else None
+
+    @property
     def models(self) -> tuple[str, ...]:
         return tuple(self.backends)
 

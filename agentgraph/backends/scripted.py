@@ -65,9 +65,13 @@ class ScriptedCall:
 
     @cached_property
     def rng(self) -> random.Random:
-        """Seeded from (seed, session, agent, round, kind); made on first use (seeding costs more
-        than the rest of a scripted turn, and most agents never draw)."""
+        """Seeded from (seed, session, agent, round, kind) — or, when the request carries its own
+        sampling seed, from (that seed, round, kind) alone, so the same seed repeats a session as it
+        does on an engine; made on first use (seeding costs more than the rest of a scripted turn,
+        and most agents never draw)."""
         m = self.request.meta
+        if (own := self.request.sampling.seed) is not None:
+            return random.Random(f"request|{own}|{m.round}|{m.kind}")
         return random.Random(f"{self.seed}|{m.session}|{m.agent}|{m.round}|{m.kind}")
 
     @property
@@ -135,6 +139,7 @@ class Scripted:
         self.latency_s = latency_s
         self.max_context = max_context
         self.calls = 0
+        self.in_flight = 0  # requests being answered now (an async agent still running)
         self.model_path: str | None = None  # scripted agents have no weights
         self.lora_rank: int | None = None
 
@@ -179,6 +184,7 @@ class Scripted:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         self.calls += 1
+        self.in_flight += 1
         try:
             out = self._agent_for(request)(ScriptedCall(request, self.seed))
             text = out if isinstance(out, str) else await out
@@ -186,6 +192,8 @@ class Scripted:
             raise
         except Exception as e:  # a scripted agent's bug is reported like an engine error, not hidden
             raise BackendError(f"scripted agent {meta.agent!r} raised {type(e).__name__}: {e}") from e
+        finally:
+            self.in_flight -= 1
         prefix = request.assistant_prefix
         if prefix and text.startswith(prefix):
             text = text[len(prefix) :]

@@ -304,6 +304,11 @@ class VLLM:
             self._lora_ids[adapter.name] = len(self._lora_ids) + 1
         return LoRARequest(adapter.name, self._lora_ids[adapter.name], adapter.path)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests the engine holds now (its own count: an aborted request has left it)."""
+        return 0 if self._engine is None else int(self._engine.output_processor.get_num_unfinished_requests())
+
     # -- generation --------------------------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> Completion:
         from vllm import SamplingParams
@@ -327,6 +332,7 @@ class VLLM:
             include_stop_str_in_output=s.include_stop,
             logprobs=0 if s.logprobs else None,
             top_k=0 if s.top_k is None else s.top_k,  # vLLM's 0: every token
+            seed=s.seed,
         )
         rid = request.request_id or f"ag-{next(self._ids)}"
         lora = self._lora(request.adapter)

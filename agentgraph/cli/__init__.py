@@ -58,7 +58,10 @@ async def _coroutine(work: Awaitable[T]) -> T:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
+    try:
+        ns = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a one-line argument error (2): a status, as for the rest
+        return e.code if isinstance(e.code, int) else 2
     try:
         o = resolve_options(ns)
         command = command_of(ns)

@@ -308,6 +308,12 @@ class ServeOptions(Solve):
         description="sessions at once; more get 429 (default: no limit, the engine's queue bounds them)",
     )
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 above)")
+    request_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="seconds a request may take; then a 504 and its session recorded as cancelled "
+        "(default: no limit)",
+    )
 
     def served_teams(self) -> dict[str, Team]:
         """name -> team, every one checked before the engine starts."""
@@ -326,6 +332,8 @@ class ServeOptions(Solve):
             except ValidationError as e:
                 raise from_validation(e, f"teams.{name}.", "keys are the team option names") from None
             out[str(name)] = one.make_team()
+        if not out:
+            raise ConfigError("teams", f"{self.teams} names no team", "name: {topology: full:3, rounds: 2}")
         return out
 
 

@@ -71,10 +71,19 @@ def add_options(p: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     p.add_argument("--config", help="YAML file of options, keys are the long option names (flags win)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with our one-line errors: ``error: FIELD: PROBLEM (FIX)``, exit status 2 — a flag
+    of the wrong type reads like any other bad input, not a usage screen."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        if message.startswith("argument "):  # "argument --port: invalid int value: 'x'"
+            flag, _, rest = message.removeprefix("argument ").partition(": ")
+            message = f"{flag.split('/')[0].lstrip('-').replace('-', '_')}: {rest}"
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="agentgraph", description="Teams of small reasoning models on vLLM."
-    )
+    parser = Parser(prog="agentgraph", description="Teams of small reasoning models on vLLM.")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
         "train", help="train a team: its graph (edge weights), its roles (LoRA adapters) or both"
@@ -108,7 +117,8 @@ def resolve_options(ns: argparse.Namespace) -> Common:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise from_validation(e, "config." if config else "", "see agentgraph COMMAND --help") from None
+        command = command_of(ns).replace(":", " ")
+        raise from_validation(e, "config." if config else "", f"see agentgraph {command} --help") from None
 
 
 __all__ = ["ConfigError", "build_parser", "command_of", "resolve_options"]

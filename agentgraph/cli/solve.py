@@ -185,7 +185,9 @@ async def _compare(o: CompareOptions, specs: Sequence[str], out: Path, title: st
 
 async def cmd_compare(o: CompareOptions) -> dict[str, Any]:
     need_dataset(o.dataset)
-    specs = [s.strip() for s in (o.topologies or "").split(",") if s.strip()]
+    specs = [s.strip() for s in (o.topologies or "").split(",")] if o.topologies else []
+    if "" in specs:
+        raise ConfigError("topologies", f"{o.topologies!r} has an empty item", "e.g. single,chain:3,full:3")
     if not specs:
         raise ConfigError("topologies", "missing", "pass --topologies single,chain:3,full:3")
     out = Path(o.out) if o.out else run_dir("compare")
@@ -238,6 +240,22 @@ async def cmd_show(o: ShowOptions, spec: str) -> dict[str, Any]:
     }
 
 
+def check_listen(host: str, port: int) -> None:
+    """Refuse an address this machine cannot listen on (unknown host, port taken or privileged)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(address)
+    except OSError as e:
+        raise ConfigError(
+            "host", f"cannot listen on {host}:{port} ({e.strerror or e})", "pick another --host or --port"
+        ) from None
+
+
 async def cmd_serve(o: ServeOptions) -> dict[str, Any]:
     """Serve the teams until SIGTERM/Ctrl-C (uvicorn finishes the requests in flight first)."""
     import os
@@ -248,6 +266,7 @@ async def cmd_serve(o: ServeOptions) -> dict[str, Any]:
     from agentgraph.serve.server import create_app
 
     teams = o.served_teams()  # every team is checked before the engine starts
+    check_listen(o.host, o.port)  # and the address: a bad one is found before anything is written
     out = Path(o.out) if o.out else run_dir("serve")
     out.mkdir(parents=True, exist_ok=True)
     transcript = out / "transcripts.jsonl"
@@ -259,6 +278,7 @@ async def cmd_serve(o: ServeOptions) -> dict[str, Any]:
             api_key=os.environ.get("AGENTGRAPH_API_KEY") or None,
             max_concurrency=o.max_concurrency,
             max_body_bytes=o.max_body_bytes,
+            request_timeout=o.request_timeout,
         )
         config = uvicorn.Config(
             app, host=o.host, port=o.port, log_level="warning", timeout_graceful_shutdown=30

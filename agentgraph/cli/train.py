@@ -89,7 +89,9 @@ def role_config(o: Any) -> Any:
 
     if not o.train_roles:
         raise ConfigError("train_roles", "missing", "pass --train-roles, e.g. --train-roles solver,critic")
-    roles = tuple(r.strip() for r in o.train_roles.split(",") if r.strip())
+    roles = tuple(r.strip() for r in o.train_roles.split(","))
+    if "" in roles:
+        raise ConfigError("train_roles", f"{o.train_roles!r} has an empty item", "e.g. adder,checker")
     return config_from(
         o,
         RoleGRPOConfig,

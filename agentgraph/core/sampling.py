@@ -24,6 +24,12 @@ class Sampling(BaseModel):
     include_stop: bool = Field(False, description="keep the matched stop string in the text")
     logprobs: bool = False
     top_k: int | None = Field(None, ge=1, description="sample from the k likeliest tokens (None: all)")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        lt=2**31,
+        description="sampling seed (None: the engine's); a session gives each agent its own seed from it",
+    )
     thinking_budget: int | tuple[int, ...] | None = Field(
         None, description="most thinking tokens per turn (a tuple: one per round, the last repeating)"
     )
@@ -53,6 +59,7 @@ class SamplingOverrides(BaseModel):
     include_stop: bool | None = None
     logprobs: bool | None = None
     top_k: int | None = Field(None, ge=1)
+    seed: int | None = Field(None, ge=0, lt=2**31)
     thinking_budget: int | tuple[int, ...] | None = None
     answer_tokens: int | None = Field(None, ge=1, le=1_000_000)
 

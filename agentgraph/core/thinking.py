@@ -60,7 +60,7 @@ def parse_think(spec: str | ThinkFormat | None) -> ThinkFormat | Literal["auto",
     if spec == "none":
         return "none"
     open_, sep, close = spec.partition(",")
-    if not sep or not open_.strip() or not close.strip():
+    if not sep or not open_.strip() or not close.strip() or "," in close:
         raise ConfigError("think", f"{spec!r} is not auto, none or OPEN,CLOSE", 'e.g. "<think>,</think>"')
     return ThinkFormat(open_.strip(), close.strip())
 

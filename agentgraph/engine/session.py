@@ -8,8 +8,10 @@ turn parsed and recorded); how a session spends its turns is its team's strategy
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+import zlib
 from collections.abc import Sequence
 
 from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta, Served
@@ -49,6 +51,11 @@ class Session:
         # stages' rounds in the transcript
         self.round_offset = 0
         self._settings: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None]] = {}
+        # set by whoever cancels a served session (its client went away, its time ran out): the
+        # session is then recorded as cancelled with this reason. Unset, a cancelled session leaves
+        # no result, so a resumed evaluation runs it again.
+        self.cancelled: str | None = None
+        self.client: dict[str, object] | None = None  # what a serving client said of the request
 
     def view(self, model: str | None) -> tuple[Served, ThinkFormat | None]:
         """``model`` as the backend serves it, and its think markers (the team's, or detected from
@@ -85,6 +92,11 @@ class Session:
             sampling = self.team.sampling_for(who, role)
             if self.logprobs and not sampling.logprobs:
                 sampling = sampling.merged(SamplingOverrides(logprobs=True))
+            if sampling.seed is not None:
+                # one seed per speaker: agents with one prompt (round 0 of a debate) would otherwise
+                # sample the same text, and a seeded session still repeats exactly
+                own = zlib.crc32(f"{sampling.seed}|{agent}|{kind}".encode()) & 0x7FFFFFFF
+                sampling = sampling.model_copy(update={"seed": own})
             hit = self._settings[key] = (sampling, self.team.adapter_for(who, role))
         return hit
 
@@ -289,6 +301,7 @@ class Session:
                     rounds=team.rounds,
                     inter_round=team.policy.name,
                     decision=team.strategy.name if team.strategy is not None else team.decision.name,
+                    client=self.client,
                 )
             )
         try:
@@ -298,6 +311,13 @@ class Session:
             what = "context overflow" if isinstance(e, SessionOverflow) else "request rejected"
             decision = Decision(method="failed", answer=None, note=f"{what}: {e}")
             rounds_run, stopped_early = 1 + max((t.round for t in self.turns), default=0), False
+        except asyncio.CancelledError:
+            if self.cancelled is not None and writer is not None:
+                # recorded before the cancellation goes on (the backend aborts the in-flight requests)
+                decision = Decision(method="cancelled", answer=None, note=self.cancelled)
+                rounds = 1 + max((t.round for t in self.turns), default=0)
+                writer.write(self.result(decision, rounds, False))
+            raise
         result = self.result(decision, rounds_run, stopped_early)
         if writer is not None:
             writer.write(result)
@@ -327,6 +347,6 @@ class Session:
             tokens_by_edge=edges,
             wall_s=time.perf_counter() - self.t0,
             errors=sum(1 for t in self.turns if not t.ok),
-            failure=decision.note if decision.method == "failed" else None,
+            failure=decision.note if decision.method in ("failed", "cancelled") else None,
             turns=list(self.turns),
         )

@@ -31,6 +31,9 @@ class SessionHeader(BaseModel):
     rounds: int
     inter_round: str
     decision: str
+    client: dict[str, object] | None = Field(
+        None, description="what a serving client said of the request (user, metadata); None: not served"
+    )
 
 
 class TurnRecord(BaseModel):
@@ -140,11 +143,12 @@ class TranscriptWriter:
             self.__enter__()
         assert self._fh is not None
         # the result repeats its turns in memory; on disk they are already there as turn records
-        line = (
-            record.model_dump_json(exclude={"turns"})
-            if isinstance(record, SessionResult)
-            else record.model_dump_json()
-        )
+        if isinstance(record, SessionResult):
+            line = record.model_dump_json(exclude={"turns"})
+        elif isinstance(record, SessionHeader) and record.client is None:
+            line = record.model_dump_json(exclude={"client"})  # unserved sessions' lines stay as they were
+        else:
+            line = record.model_dump_json()
         self._fh.write(line + "\n")
         self._fh.flush()
         if self.durable:

@@ -70,7 +70,12 @@ def prepare_out(out: Path, *, resume: bool) -> Path:
 def finished_results(transcript: Path) -> dict[str, SessionResult]:
     if not transcript.exists():
         return {}
-    return {sid: s.result for sid, s in load(transcript).items() if s.result is not None}
+    # a cancelled session (a served client went away) is not finished: a resumed run does it again
+    return {
+        sid: s.result
+        for sid, s in load(transcript).items()
+        if s.result is not None and s.result.decision.method != "cancelled"
+    }
 
 
 async def evaluate(
