@@ -334,6 +334,19 @@ def settled(url: str) -> dict[str, object]:
     return dict(h)
 
 
+def abandon(url: str, body: dict[str, object], after_s: float) -> None:
+    """Send a non-streaming request and hang up ``after_s`` later, before the answer."""
+    raw = json.dumps(body).encode()
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(raw)}\r\n\r\n".encode()
+            + raw
+        )
+        time.sleep(after_s)
+
+
 def cancelled(transcript: Path, why: str) -> list[SessionTranscript]:
     return [
         s
@@ -347,15 +360,7 @@ def cancelled(transcript: Path, why: str) -> list[SessionTranscript]:
 def test_a_request_abandoned_mid_session_is_cancelled_and_recorded(slow: tuple[str, Path]) -> None:
     url, transcript = slow
     before = len(cancelled(transcript, "disconnected"))
-    body = json.dumps({"model": "chain:3", "messages": PROBLEM}).encode()
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        time.sleep(0.4)  # a few turns in
+    abandon(url, {"model": "chain:3", "messages": PROBLEM}, 0.4)  # a few turns in
     health = settled(url)
     assert health["sessions_running"] == 0 and health["requests_in_flight"] == 0
     (session, *_) = cancelled(transcript, "disconnected")[before:]

@@ -134,5 +134,7 @@ async def test_role_grpo_on_a_two_model_team_publishes_each_base_to_its_engine(t
         # each engine loaded only the adapters of the roles that run on it
         assert {n.split("@")[0] for n in default._lora_ids} == {"adder"}
         assert {n.split("@")[0] for n in second._lora_ids} == {"checker"}
-    assert log[-1].heldout_accuracy is not None and log[-1].turns > 0
+    # whether a group of 2 has reward variance (turns that enter the loss) is up to sampling; that both
+    # policies step on it is shown on the scripted backend (tests/test_train_roles.py)
+    assert log[-1].heldout_accuracy is not None and log[-1].tokens > 0
     assert (tmp_path / "run" / "bases" / "tiny-think-qwen2" / "adapters.json").is_file()

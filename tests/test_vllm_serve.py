@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from agentgraph import load
-from tests.test_serve import PROBLEM, client, start
+from tests.test_serve import PROBLEM, abandon, cancelled, client, settled, start
 
 pytestmark = pytest.mark.vllm
 
@@ -67,4 +67,16 @@ def test_sixteen_concurrent_requests_on_one_engine(served: tuple[str, Path]) -> 
         f"{url}/v1/chat/completions", content="{oops", headers={"content-type": "application/json"}
     )
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+    assert client(url).chat.completions.create(model="debate", messages=PROBLEM).usage is not None
+
+
+def test_an_abandoned_request_leaves_no_request_in_the_engine(served: tuple[str, Path]) -> None:
+    url, transcript = served
+    before = len(cancelled(transcript, "disconnected"))
+    # long turns, so the client hangs up while the engine is generating
+    abandon(url, {"model": "debate", "messages": PROBLEM, "max_tokens": 400, "temperature": 1.0}, 1.0)
+    health = settled(url)
+    assert health["sessions_running"] == 0 and health["requests_in_flight"] == 0  # the engine's own count
+    (session, *_) = cancelled(transcript, "disconnected")[before:]
+    assert session.result is not None and session.result.answer is None
     assert client(url).chat.completions.create(model="debate", messages=PROBLEM).usage is not None
