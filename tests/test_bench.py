@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -108,3 +110,17 @@ def test_mixed_bench_sets_the_team_beside_each_models_self_consistency(tmp_path:
         # matched: self-consistency's tokens are within one sample of the team's
         one = rows[f"single {model}"]["tokens_per_problem"]
         assert abs(sc["tokens_per_problem"] - mixed["tokens_per_problem"]) <= one
+
+
+@pytest.mark.vllm
+def test_sessions_under_load_bench_times_each_policy_on_the_same_arrivals(tmp_path: Path) -> None:
+    out = bench(
+        "sessions_under_load.py", "--sessions", "4", "--rate", "8", "--max-tokens", "8",
+        "--policies", "fcfs,session-progress", "--out", str(tmp_path),
+    )  # fmt: skip
+    rows = {r["policy"]: r for r in out["rows"]}
+    assert set(rows) == {"fcfs", "session-progress"}
+    for r in rows.values():
+        assert r["sessions"] == 4 and 0 < r["p50_s"] <= r["p95_s"] and r["tokens_per_s"] > 0
+    assert rows["fcfs"]["p50_vs_fcfs"] == 1.0
+    assert (tmp_path / "session-progress" / "engine.log").stat().st_size > 0

@@ -18,6 +18,7 @@ from typing import Any
 from agentgraph.backends import engine_args as vllm_args
 from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta, Served
 from agentgraph.backends.openai import OpenAI
+from agentgraph.backends.priority import check_scheduling
 from agentgraph.backends.router import Router
 from agentgraph.backends.scripted import Scripted, ScriptedAgent, ScriptedCall, echo
 from agentgraph.backends.vllm import VLLM
@@ -59,6 +60,7 @@ def create(
     engine_args: Sequence[str] = (),
     models: Sequence[str] = (),
     tokenizer: str | None = None,
+    scheduling: str = "fcfs",
 ) -> Backend:
     """A backend by name, checked before anything starts.
 
@@ -92,6 +94,9 @@ def create(
         given ``gpu_memory_utilization`` / N of the GPU (0.85 / N unless set: the value is then each
         engine's share); ``openai``: ``endpoints`` written ``MODEL=URL`` serve ``MODEL``, plain URLs
         the default model; ``scripted``: the same agent function stands for every model.
+    scheduling : {"fcfs", "session-age", "session-progress", "least-served"}
+        ``vllm``/``openai``: how the engine orders requests (:mod:`agentgraph.backends.priority`);
+        a fleet's servers must run ``--scheduling-policy priority`` for any but ``fcfs``.
     tokenizer : str, optional
         ``openai``: the default model's tokenizer (directory or HF id), when the servers' model
         directory is not on this machine.
@@ -122,7 +127,9 @@ def create(
             engine=engine,
             engine_args=engine_args,
             tokenizer=tokenizer,
+            scheduling=scheduling,
         )
+    check_scheduling(scheduling)
     settings = {k: v for k, v in (engine or {}).items() if v is not None}
     if name != "vllm" and (settings or engine_args):
         field = next(iter(settings), "engine_arg")
@@ -145,7 +152,14 @@ def create(
             settings |= {"enable_lora": True, "max_lora_rank": lora_rank}
         if policy_tokens:  # trainers score under the sampling distribution: the engine reports it
             kwargs.setdefault("logprobs_mode", "processed_logprobs")
-        return VLLM(model, seed=seed, max_model_len=max_model_len, engine_kwargs=kwargs, **settings)
+        return VLLM(
+            model,
+            seed=seed,
+            max_model_len=max_model_len,
+            engine_kwargs=kwargs,
+            scheduling=scheduling,
+            **settings,
+        )
     if name == "openai":
         if not endpoints:
             raise ConfigError(
@@ -159,8 +173,14 @@ def create(
             if named not in (None, model):
                 raise ConfigError("endpoint", f"{e!r} names {named!r}, which no agent runs on", "drop it")
             urls.append(url)
-        return OpenAI(urls, model=model, lora_rank=lora_rank, tokenizer=tokenizer)
+        return OpenAI(urls, model=model, lora_rank=lora_rank, tokenizer=tokenizer, scheduling=scheduling)
     if name == "scripted":
+        if scheduling != "fcfs":
+            raise ConfigError(
+                "scheduling",
+                "scripted agents answer at once: there is no queue to order",
+                "use a vLLM backend",
+            )
         if not scripted:
             raise ConfigError(
                 "scripted", "the scripted backend needs --scripted module:function", "name an agent function"

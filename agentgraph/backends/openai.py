@@ -57,6 +57,8 @@ from asyncio_throttle.throttler import Throttler
 
 from agentgraph.backends.adapter_hosting import AdapterHosting
 from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids, check_model
+from agentgraph.backends.priority import Priorities
+from agentgraph.backends.wire import parse_completion
 from agentgraph.core.errors import BackendError, ConfigError
 from agentgraph.core.models import resolve
 from agentgraph.core.thinking import ThinkFormat, detect
@@ -85,6 +87,7 @@ class OpenAI(AdapterHosting):
         lora_rank: int | None = None,
         tokenizer: str | None = None,
         chat_template: str | None = None,
+        scheduling: str = "fcfs",
     ) -> None:
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
@@ -103,6 +106,8 @@ class OpenAI(AdapterHosting):
         self._api_key = os.environ.get(api_key_env, "")
         self._sem = asyncio.Semaphore(max_in_flight)
         self.in_flight = 0  # requests sent and not yet answered (or waiting for a slot)
+        # each request's priority; the servers must run `vllm serve --scheduling-policy priority`
+        self.priorities = Priorities(scheduling)
         self._throttle = Throttler(rate_limit=rate_limit, period=period_s) if rate_limit else None
         self.timeout_s = timeout_s
         self.vllm_extensions = vllm_extensions
@@ -266,6 +271,8 @@ class OpenAI(AdapterHosting):
             body["stop"] = list(s.stop)
         if s.seed is not None:
             body["seed"] = s.seed
+        if self.priorities.policy != "fcfs":
+            body["priority"] = self.priorities.of(request.meta.session, request.meta.round)
         if request.adapter is not None:
             body["model"] = request.adapter.name  # vLLM serves LoRA adapters under their own names
         if self.vllm_extensions:
@@ -368,33 +375,9 @@ class OpenAI(AdapterHosting):
                         self._redact(f"{ep}: HTTP {r.status_code}: {r.text[:300]}"), transient=transient
                     )
                 self.answered[ep] += 1
-                c = self._parse(r.json(), path, latency)
+                c = parse_completion(r.json(), path, latency)
+                self.priorities.served(request.meta.session, c.completion_tokens)
                 if not c.prompt_token_ids and "prompt" in body:  # the ids we sent are the ids it ran
                     c.prompt_token_ids = list(body["prompt"])
                 return c
         raise BackendError(f"no endpoint reachable ({last_error})", transient=True)
-
-    @staticmethod
-    def _parse(data: dict[str, Any], path: str, latency: float) -> Completion:
-        try:
-            choice = data["choices"][0]
-            usage = data["usage"]
-            text = choice["message"]["content"] if path == "/chat/completions" else choice["text"]
-        except (KeyError, IndexError, TypeError) as e:
-            raise BackendError(f"malformed response: missing {e}") from e
-        token_ids = list(choice.get("token_ids") or [])
-        prompt_ids = list(data.get("prompt_token_ids") or choice.get("prompt_token_ids") or [])
-        lp = choice.get("logprobs") or {}
-        chat = path == "/chat/completions"
-        raw = [t["logprob"] for t in lp.get("content") or []] if chat else lp.get("token_logprobs") or []
-        logprobs = [float(x) for x in raw] if lp else None
-        return Completion(
-            text=text or "",
-            prompt_token_ids=prompt_ids,
-            token_ids=token_ids,
-            prompt_tokens=int(usage["prompt_tokens"]),
-            completion_tokens=int(usage["completion_tokens"]),
-            finish_reason=choice.get("finish_reason"),
-            logprobs=logprobs,
-            latency_s=latency,
-        )

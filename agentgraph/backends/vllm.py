@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from agentgraph.backends.base import Adapter, Completion, GenerationRequest, chat_prompt_ids, check_model
+from agentgraph.backends.priority import Priorities
 from agentgraph.core.errors import BackendError, ConfigError, RequestRejected
 from agentgraph.core.logs import engine_output_to
 from agentgraph.core.models import resolve
@@ -98,6 +99,7 @@ class VLLM:
         block_size: int | None = None,
         chat_template: str | None = None,
         think: ThinkFormat | Literal["auto"] | None = "auto",
+        scheduling: str = "fcfs",
         log_file: str | Path | None = None,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -150,6 +152,7 @@ class VLLM:
         self._logs = contextlib.ExitStack()
         self.engine_kwargs = dict(engine_kwargs or {})
         self._sem = asyncio.Semaphore(max_in_flight)
+        self.priorities = Priorities(scheduling)  # each request's priority (backends/priority.py)
         self._engine: Any = None
         self._tokenizer: Any = None
         self._lora_ids: dict[str, int] = {}
@@ -226,6 +229,7 @@ class VLLM:
                 "data_parallel_size": self.data_parallel_size,
                 "kv_cache_dtype": self.kv_cache_dtype,
                 "disable_log_stats": False,
+                "scheduling_policy": self.priorities.engine_policy,
                 **extra,
             }
         )
@@ -336,12 +340,15 @@ class VLLM:
         )
         rid = request.request_id or f"ag-{next(self._ids)}"
         lora = self._lora(request.adapter)
+        priority = self.priorities.of(request.meta.session, request.meta.round)
         async with self._sem:
             start = time.perf_counter()
             final = None
             try:
                 # an engine input dict (vLLM's current input API: no raw-prompt processing)
-                async for out in engine.generate(tokens_input(ids), params, rid, lora_request=lora):
+                async for out in engine.generate(
+                    tokens_input(ids), params, rid, lora_request=lora, priority=priority
+                ):
                     final = out
             except asyncio.CancelledError:
                 await engine.abort(rid)
@@ -356,6 +363,7 @@ class VLLM:
         self.counters["prompt_tokens"] += len(final.prompt_token_ids or ids)
         self.counters["generation_tokens"] += len(token_ids)
         self.counters["requests"] += 1
+        self.priorities.served(request.meta.session, len(token_ids))
         logprobs = None
         if s.logprobs and c.logprobs is not None:
             logprobs = [float(step[t].logprob) for step, t in zip(c.logprobs, token_ids, strict=True)]

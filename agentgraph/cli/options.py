@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentgraph.backends import Backend, create
+from agentgraph.backends.priority import Scheduling
 from agentgraph.core.errors import ConfigError, from_validation, read_yaml_mapping
 from agentgraph.core.sampling import SamplingOverrides
 from agentgraph.core.thinking import Share
@@ -145,6 +146,11 @@ class BackendOptions(BaseModel):
         None, description="openai: the served model's tokenizer, when its directory is not on this machine"
     )
     scripted: str | None = Field(None, description="for --backend scripted: module:function agent")
+    scheduling: Scheduling = Field(
+        "fcfs",
+        description="how the engine orders requests: fcfs, or by session (session-age, session-progress, "
+        "least-served); a fleet's servers need --scheduling-policy priority",
+    )
     seed: int = Field(0, ge=0, description="engine and sampling seed")
     preset: str = Field(
         "auto",
@@ -234,6 +240,7 @@ class BackendOptions(BaseModel):
             engine_args=self.engine_arg,
             models=list(self.role_models().values()),
             tokenizer=self.tokenizer,
+            scheduling=self.scheduling,
         )
         if engine.get("log_file"):  # after every check passed: a refused input prints one line
             print(f"engine log: {engine['log_file']} (--verbose shows it here)", file=sys.stderr)
