@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 
 from agentgraph.core.errors import ConfigError
 from agentgraph.testing.tiny import tiny_model
@@ -145,3 +146,40 @@ def test_logprob_pass_memory_grows_with_length_not_vocab_times_length(tmp_path: 
     assert all(p < f / 4 for p, f in zip(peaks, full, strict=True))
     growth = [peaks[1] - peaks[0], peaks[2] - peaks[1]]
     assert growth[1] < 3.0 * growth[0]  # linear in length (doubling steps): ~2×, not ~4×
+
+
+def test_the_gpu_configuration_on_the_cpu_matches_the_fp32_step(tmp_path: Path) -> None:
+    """bf16 base weights and bf16 autocast with fp32 adapters, gradient checkpointing and a small head
+    chunk — the CUDA configuration, run on this CPU — take the same step as fp32 (within bf16's
+    precision: token log-probs within 0.05 nats, adapter update direction cosine ≥ 0.98; measured
+    here 0.9925)."""
+    model = tiny_qwen2(tmp_path / "m")
+    steps: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, settings in {
+        "fp32": {"dtype": "float32", "gradient_checkpointing": False},
+        "gpu-like": {"dtype": "bfloat16", "gradient_checkpointing": True, "logprob_chunk": 16},
+    }.items():
+        config = RoleGRPOConfig(train_roles=("solver",), lora_r=4, learning_rate=1e-3, seed=0, **settings)
+        AcceleratorState._reset_state(True)  # one mixed-precision setting per process, so: a fresh state
+        policy = LoRAPolicy(model, config)
+        with torch.no_grad():  # the same non-zero adapter in both, so the step has a gradient everywhere
+            g = torch.Generator().manual_seed(0)
+            for n, p in sorted(policy.model.named_parameters()):
+                if "lora_" in n:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        if name == "gpu-like":
+            assert next(policy.model.get_base_model().parameters()).dtype == torch.bfloat16
+            assert policy.gradient_checkpointing
+            assert all(p.dtype == torch.float32 for p in policy.params["solver"])
+        with torch.no_grad(), policy.accelerator.autocast():
+            lp, mask = policy.logps(batch())
+        before = torch.cat([p.detach().flatten().clone() for p in policy.params["solver"]])
+        stats = policy.update(batch(), n_seq=4, n_tok=13)
+        assert stats.grad_norm > 0
+        after = torch.cat([p.detach().flatten() for p in policy.params["solver"]])
+        steps[name] = ((lp.float() * mask)[mask.bool()], after - before)
+    AcceleratorState._reset_state(True)  # the next test's trainer gets the process default again
+    (lp32, step32), (lp16, step16) = steps["fp32"], steps["gpu-like"]
+    assert (lp16 - lp32).abs().max().item() <= 0.05, (lp16, lp32)
+    cosine = torch.nn.functional.cosine_similarity(step16, step32, dim=0).item()
+    assert cosine >= 0.98, cosine
