@@ -5,11 +5,14 @@
 
 ``--sessions`` sessions of ``--topology`` (default ``full:3``) × ``--rounds`` (2) on the embedded model
 arrive as a seeded Poisson stream at ``--rate`` sessions per second — faster than the engine finishes
-them, so requests queue. For each policy of :mod:`agentgraph.backends.priority` a fresh engine runs
-the same arrivals and problems (one warm-up session first, not timed). Latency is a session's arrival
-to its result; tokens/s is every generated token over the run's wall time (first arrival to last
-result). With ``--through serve`` the sessions are chat completions to an ``agentgraph serve``
-subprocess started with ``--scheduling POLICY``, each sent at its arrival time by its own client.
+them — and the engine batches at most ``--max-num-seqs`` requests (16), so requests queue. On a GPU
+the KV cache sets that limit; at vLLM's default of 256 all 192 requests of 64 sessions fit one batch
+on this CPU and no order can matter (measured: FCFS p50 174.8 s, session-age 173.5 s). For each
+policy of :mod:`agentgraph.backends.priority` a fresh engine runs the same arrivals and problems
+(one warm-up session first, not timed). Latency is a session's arrival to its result; tokens/s is
+every generated token over the run's wall time (first arrival to last result). With ``--through
+serve`` the sessions are chat completions to an ``agentgraph serve`` subprocess started with
+``--scheduling POLICY``, each sent at its arrival time by its own client.
 
 With ``--json`` the last line is one JSON object; its ``rows`` hold, per policy, ``policy``,
 ``sessions``, ``p50_s``, ``p95_s``, ``mean_s``, ``tokens_per_s``, ``wall_s``, ``p50_vs_fcfs`` and
@@ -53,9 +56,8 @@ async def in_process(
 ) -> list[Any]:
     out = Path(args.out) / policy
     out.mkdir(parents=True, exist_ok=True)
-    backend = ag.backends.create(
-        "vllm", seed=args.seed, max_model_len=1024, scheduling=policy, engine={"log_file": out / "engine.log"}
-    )
+    engine = {"log_file": out / "engine.log", "max_num_seqs": args.max_num_seqs}
+    backend = ag.backends.create("vllm", seed=args.seed, max_model_len=1024, scheduling=policy, engine=engine)
     t = team(args)
     async with backend:
         await ag.solve(t, "What is 1 + 1?", backend)  # warm-up: compiled paths, prefix cache of the prompts
@@ -80,6 +82,7 @@ async def through_serve(
     proc, url = start_serve(
         out, "--topology", args.topology, "--rounds", str(args.rounds), "--max-tokens", str(args.max_tokens),
         "--temperature", "0.7", "--max-model-len", "1024", "--scheduling", policy,
+        "--max-num-seqs", str(args.max_num_seqs),
         backend="vllm", timeout=600,
     )  # fmt: skip
     try:
@@ -141,6 +144,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "sessions": args.sessions,
         "rate": args.rate,
         "max_tokens": args.max_tokens,
+        "max_num_seqs": args.max_num_seqs,
         "seed": args.seed,
         "rows": rows,
     }
@@ -152,7 +156,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=4.0, help="sessions arriving per second (Poisson)")
     p.add_argument("--topology", default="full:3")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--max-tokens", type=int, default=48, help="per agent turn")
+    p.add_argument("--max-tokens", type=int, default=24, help="per agent turn")
+    p.add_argument(
+        "--max-num-seqs",
+        type=int,
+        default=16,
+        help="the engine's batch: requests beyond it queue (at vLLM's 256 every request of 64 sessions "
+        "fits one batch on a CPU and no order can matter)",
+    )
     p.add_argument("--policies", default=",".join(POLICIES), help="comma-separated; fcfs first is the base")
     p.add_argument("--through", choices=("engine", "serve"), default="engine")
     p.add_argument("--seed", type=int, default=0)
