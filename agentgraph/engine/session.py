@@ -310,18 +310,21 @@ class Session:
             # this session cannot go on; the others of the run are not affected
             what = "context overflow" if isinstance(e, SessionOverflow) else "request rejected"
             decision = Decision(method="failed", answer=None, note=f"{what}: {e}")
-            rounds_run, stopped_early = 1 + max((t.round for t in self.turns), default=0), False
+            rounds_run, stopped_early = self.rounds_reached(), False
         except asyncio.CancelledError:
             if self.cancelled is not None and writer is not None:
                 # recorded before the cancellation goes on (the backend aborts the in-flight requests)
                 decision = Decision(method="cancelled", answer=None, note=self.cancelled)
-                rounds = 1 + max((t.round for t in self.turns), default=0)
-                writer.write(self.result(decision, rounds, False))
+                writer.write(self.result(decision, self.rounds_reached(), False))
             raise
         result = self.result(decision, rounds_run, stopped_early)
         if writer is not None:
             writer.write(result)
         return result
+
+    def rounds_reached(self) -> int:
+        """Rounds begun so far (a session that ended early: failed or cancelled)."""
+        return 1 + max((t.round for t in self.turns), default=0)
 
     async def play(self) -> tuple[Decision, int, bool]:
         """The team's strategy (beam search, cascade) or its rounds and decision:

@@ -232,9 +232,7 @@ def problem_of(messages: list[Any]) -> str:
                 "their roles' system prompts); send the problem as one user message",
                 f"messages.{i}.role",
             )
-    if not messages:
-        raise ApiError(400, "messages: no user message (send the problem as one)", "messages")
-    if len(messages) > 1:
+    if len(messages) > 1:  # none is refused before: "messages: missing or empty"
         raise ApiError(
             400,
             f"messages: {len(messages)} user messages; a team answers one problem: send one",

@@ -146,6 +146,11 @@ def create_app(
             "requests_in_flight": held if isinstance(held, int) else None,
         }
 
+    timed_out = f"timed out after {request_timeout:g} s (--request-timeout)" if request_timeout else ""
+
+    def timeout_error() -> ApiError:
+        return ApiError(504, f"the team did not finish within {request_timeout:g} s", code="timeout")
+
     def retry_after() -> str:
         return str(max(1, math.ceil(statistics.median(recent)))) if recent else "1"
 
@@ -203,10 +208,10 @@ def create_app(
         if task in done:
             return task.result()
         if gone in done:
-            await cancel(s, task, "the client disconnected")
-            raise ApiError(499, "the client disconnected")  # nobody reads it: the record is what counts
-        await cancel(s, task, f"timed out after {request_timeout:g} s (--request-timeout)")
-        raise ApiError(504, f"the team did not finish within {request_timeout:g} s", code="timeout")
+            await cancel(s, task, DISCONNECTED)
+            raise ApiError(499, DISCONNECTED)  # nobody reads it: the record is what counts
+        await cancel(s, task, timed_out)
+        raise timeout_error()
 
     def stream_turns(req: ChatRequest, s: Session) -> Any:
         """Turn events as they happen, then the answer: each finished turn is a chunk with no choices
@@ -227,12 +232,9 @@ def create_app(
                     try:
                         turn = await asyncio.wait_for(queue.get(), left)
                     except TimeoutError:
-                        await cancel(s, task, f"timed out after {request_timeout:g} s (--request-timeout)")
-                        e = ApiError(
-                            504, f"the team did not finish within {request_timeout:g} s", code="timeout"
-                        )
-                        yield f"data: {json.dumps({'error': e.response_body()})}\n\n"
-                        yield "data: [DONE]\n\n"
+                        await cancel(s, task, timed_out)
+                        for line in error_events(timeout_error()):
+                            yield line
                         return
                     if turn is None:
                         break
@@ -248,8 +250,8 @@ def create_app(
                 try:
                     result = task.result()
                 except ApiError as e:
-                    yield f"data: {json.dumps({'error': e.response_body()})}\n\n"
-                    yield "data: [DONE]\n\n"
+                    for line in error_events(e):
+                        yield line
                     return
                 recent.append(result.wall_s)
                 async for line in final_events(req, result):
@@ -257,12 +259,20 @@ def create_app(
             finally:
                 running -= 1
                 if not task.done():  # the client went away mid-stream: stop and record the session
-                    s.cancelled = "the client disconnected"
+                    s.cancelled = DISCONNECTED  # recorded when the task next runs (no await here)
                     task.cancel()
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
     return app
+
+
+DISCONNECTED = "the client disconnected"
+
+
+def error_events(e: ApiError) -> tuple[str, str]:
+    """A stream's end on an error: the error in OpenAI's shape, then ``[DONE]``."""
+    return f"data: {json.dumps({'error': e.response_body()})}\n\n", "data: [DONE]\n\n"
 
 
 def error_response(e: ApiError) -> JSONResponse:
