@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -84,6 +84,11 @@ def need_base(o: Any) -> str:
     return str(o.base)
 
 
+def gold_needed(o: Any) -> Literal["required", "optional"]:
+    """Training problems need gold answers only when the reward is gold."""
+    return "required" if o.reward == "gold" else "optional"
+
+
 def role_config(o: Any) -> Any:
     from agentgraph.train import RoleGRPOConfig
 
@@ -123,7 +128,7 @@ async def cmd_train_graph(o: Any) -> dict[str, Any]:
 
     one_process("graph")
     base_spec = need_base(o)
-    problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
+    problems = load_dataset(need_dataset(o.dataset), limit=o.limit, gold=gold_needed(o))
     base = from_spec(base_spec, role=o.role)
     o.make_team(base_spec)  # checks rounds, policy, decision and roles against the base before training
     out = fresh_out(o, "train-graph", "checkpoint.pt")
@@ -163,7 +168,7 @@ async def cmd_train_roles(o: Any) -> dict[str, Any]:
     from agentgraph.train.elsewhere import Elsewhere
 
     config = role_config(o)
-    problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
+    problems = load_dataset(need_dataset(o.dataset), limit=o.limit, gold=gold_needed(o))
     heldout = load_dataset(o.heldout) if o.heldout else []
     team = o.make_team()
     rank, world = processes()
@@ -191,14 +196,14 @@ async def cmd_train_joint(o: Any) -> dict[str, Any]:
     one_process("joint")
     base_spec = need_base(o)
     roles_config = role_config(o)
-    problems = load_dataset(need_dataset(o.dataset), limit=o.limit)
+    problems = load_dataset(need_dataset(o.dataset), limit=o.limit, gold=gold_needed(o))
     heldout = load_dataset(o.heldout) if o.heldout else []
     base = from_spec(base_spec, role=o.role)
     o.make_team(base_spec)
     out = fresh_out(o, "train-joint", "roles/checkpoint")
     graph_fields = {
         k: GRAPH_FIELDS.get(k)
-        for k in ("group", "problems_per_step", "token_cost", "prune_threshold", "report_to")
+        for k in ("group", "problems_per_step", "token_cost", "prune_threshold", "report_to", "reward")
     }
     config = JointConfig(
         steps=o.steps,

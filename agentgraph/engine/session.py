@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import zlib
 from collections.abc import Sequence
 
 from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta, Served
 from agentgraph.core.answers import extract, is_correct, parse_score
 from agentgraph.core.errors import BackendError, ConfigError, RequestRejected, SessionFailed, SessionOverflow
 from agentgraph.core.messages import Decision, Turn, TurnKind
-from agentgraph.core.sampling import Sampling, SamplingOverrides
+from agentgraph.core.sampling import Sampling
 from agentgraph.core.thinking import ThinkFormat
 from agentgraph.engine.accounting import account
 from agentgraph.engine.generation import fit, generate_turn, reserve
@@ -50,7 +49,6 @@ class Session:
         # a cascade's stages run as child sessions of one session: their rounds follow the earlier
         # stages' rounds in the transcript
         self.round_offset = 0
-        self._settings: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None]] = {}
         # set by whoever cancels a served session (its client went away, its time ran out): the
         # session is then recorded as cancelled with this reason. Unset, a cancelled session leaves
         # no result, so a resumed evaluation runs it again.
@@ -85,25 +83,14 @@ class Session:
         return think
 
     def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
-        """Sampling and adapter of a speaker, resolved once per session (they cannot change inside one)."""
-        key = (agent, role.name, kind)
-        if (hit := self._settings.get(key)) is None:
-            who = agent if kind in ("agent", "score") else None
-            sampling = self.team.sampling_for(who, role)
-            if self.logprobs and not sampling.logprobs:
-                sampling = sampling.merged(SamplingOverrides(logprobs=True))
-            if sampling.seed is not None:
-                # one seed per speaker: agents with one prompt (round 0 of a debate) would otherwise
-                # sample the same text, and a seeded session still repeats exactly
-                own = zlib.crc32(f"{sampling.seed}|{agent}|{kind}".encode()) & 0x7FFFFFFF
-                sampling = sampling.model_copy(update={"seed": own})
-            hit = self._settings[key] = (sampling, self.team.adapter_for(who, role))
-        return hit
+        """Sampling and adapter of a speaker (the team resolves them once; they cannot change)."""
+        sampling, adapter, _ = self.team.speaker(agent, role, kind)
+        return sampling, adapter
 
     def request(
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> GenerationRequest:
-        sampling, adapter = self.settings(agent, role, kind)
+        sampling, adapter, model = self.team.speaker(agent, role, kind)
         team = self.team
         who = agent if kind in ("agent", "score") else None
         return GenerationRequest(
@@ -112,7 +99,7 @@ class Session:
             ),
             sampling=sampling,
             adapter=adapter,
-            model=team.model_of(who, role),
+            model=model,
             meta=RequestMeta(
                 session=self.session,
                 agent=agent,
@@ -151,7 +138,7 @@ class Session:
                     "serve that model too (a Router member; the CLI's --role-model), or drop it",
                 )
             served, think = self.view(model)
-            if team.sampling_for(agent, role).thinking_budget is None:
+            if team.speaker(agent, role, "agent")[0].thinking_budget is None:
                 continue
             if think is None:
                 raise ConfigError(
@@ -198,8 +185,7 @@ class Session:
         started = time.perf_counter() - self.t0
         if kind == "agent" and role.answer_format == "score":
             kind = "score"
-        sampling, adapter = self.settings(agent, role, kind)
-        model = self.team.model_of(agent if kind in ("agent", "score") else None, role)
+        sampling, adapter, model = self.team.speaker(agent, role, kind)
         served, think = self.view(model)
         base = {
             "id": f"{self.session}:r{rnd + self.round_offset}:{agent}",

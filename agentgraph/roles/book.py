@@ -4,7 +4,8 @@ A card is a YAML file (the built-in ones ship in ``agentgraph/roles/cards/``) va
 :class:`Role`. The built-in cards are
 solver, critic, verifier, summarizer, judge, manager, grader (scores a candidate: best-of-N,
 beam search), stepper and finisher (write one step / the rest of a partial solution: beam
-search); users add their own by path::
+search), accumulator (one step of a multi-step calculation, its running result passed on: chains on
+``arith:operands=N`` and ``ledger``); users add their own by path::
 
     book = RoleBook.default().with_cards("my_roles/skeptic.yaml")
 

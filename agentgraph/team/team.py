@@ -8,13 +8,15 @@ never the other way round.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
 from agentgraph.backends.base import Adapter
 from agentgraph.core.errors import ConfigError
+from agentgraph.core.messages import TurnKind
 from agentgraph.core.retry import RetryPolicy
-from agentgraph.core.sampling import Sampling
+from agentgraph.core.sampling import Sampling, SamplingOverrides
 from agentgraph.core.thinking import SHARES, Share, parse_think
 from agentgraph.graph.topology import Topology
 from agentgraph.protocol.decisions import parse_decision
@@ -171,6 +173,8 @@ class Team:
         # the scheduler asks these once per turn; networkx edge views cost more than the rest of a turn
         self.spatial_predecessors = {a: topology.spatial_predecessors(a) for a in topology.agents}
         self.temporal_predecessors = {a: topology.temporal_predecessors(a) for a in topology.agents}
+        # a team is a value: what each speaker samples with is resolved once per team, not per turn
+        self._speakers: dict[tuple[str, str, TurnKind], tuple[Sampling, Adapter | None, str | None]] = {}
 
     def replace(self, topology: Topology | None = None, **changes: Any) -> Team:
         """A new team with ``changes`` to the config (checked again); this one is unchanged."""
@@ -208,6 +212,23 @@ class Team:
         if agent is not None:
             s = s.merged(self.topology.nodes[agent].get("sampling"))
         return s
+
+    def speaker(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None, str | None]:
+        """What ``agent`` speaking as ``role`` in a ``kind`` turn samples with, its adapter and its
+        model — resolved once per team (a session asks every turn)."""
+        key = (agent, role.name, kind)
+        if (hit := self._speakers.get(key)) is None:
+            who = agent if kind in ("agent", "score") else None
+            sampling = self.sampling_for(who, role)
+            if self.policy.logprobs and not sampling.logprobs:
+                sampling = sampling.merged(SamplingOverrides(logprobs=True))
+            if sampling.seed is not None:
+                # one seed per speaker: agents with one prompt (round 0 of a debate) would otherwise
+                # sample the same text, and a seeded session still repeats exactly
+                own = zlib.crc32(f"{sampling.seed}|{agent}|{kind}".encode()) & 0x7FFFFFFF
+                sampling = sampling.model_copy(update={"seed": own})
+            hit = self._speakers[key] = (sampling, self.adapter_for(who, role), self.model_of(who, role))
+        return hit
 
     def adapter_for(self, agent: str | None, role: Role) -> Adapter | None:
         if agent is not None and (path := self.topology.nodes[agent].get("adapter")):

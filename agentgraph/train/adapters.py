@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,24 +60,28 @@ class Publisher:
         roles: Sequence[str],
         keep_versions: int = 2,
         model: str | None = None,
+        adapter_of: Callable[[str], str] | None = None,
     ) -> None:
         self.backend = backend
         self.model = model  # the base model the adapters are for (a mixed team's router routes them)
         self.root = root
         self.roles = list(roles)
+        self.adapter_of = adapter_of or (lambda r: r)  # role → the adapter it is served
         self.keep_versions = keep_versions
         self.served: dict[str, Adapter] = {}
         self.history: list[dict[str, Adapter]] = []
 
     async def publish(self, model: Any, step: int) -> None:
         versions = self.root / "adapters"
-        paths = save_adapters(model, versions / f"step-{step}", self.roles)
-        self.served = {r: Adapter(name=f"{r}@{step}", path=str(p.resolve())) for r, p in paths.items()}
+        names = list(dict.fromkeys(map(self.adapter_of, self.roles)))
+        paths = save_adapters(model, versions / f"step-{step}", names)
+        made = {a: Adapter(name=f"{a}@{step}", path=str(p.resolve())) for a, p in paths.items()}
+        self.served = {r: made[self.adapter_of(r)] for r in self.roles}
         # a mixed team's router: the adapters are loaded onto the fleet of their base model only
         target = self.backend.member_for(self.model) if isinstance(self.backend, Router) else self.backend
         host = target if isinstance(target, AdapterHost) else None
         if host is not None:
-            await asyncio.gather(*(host.load_adapter(a) for a in self.served.values()))
+            await asyncio.gather(*(host.load_adapter(a) for a in made.values()))
         # one token per role loads the new weights now, so the reload cost is measured here and not
         # hidden inside the next rollout
         warm = Sampling(temperature=0.0, max_tokens=1)
@@ -87,7 +91,7 @@ class Publisher:
                 self.backend.generate(
                     GenerationRequest(messages=msg, sampling=warm, adapter=a, model=self.model)
                 )
-                for a in self.served.values()
+                for a in made.values()
             )
         )
         old = sorted(
@@ -97,7 +101,7 @@ class Publisher:
         self.history.append(self.served)
         for gone in self.history[: max(0, len(self.history) - self.keep_versions)]:
             if host is not None:
-                for a in gone.values():
+                for a in set(gone.values()):
                     await host.unload_adapter(a)
         self.history = self.history[-self.keep_versions :]
         for p in old[: max(0, len(old) - (self.keep_versions - 1))]:
@@ -105,13 +109,20 @@ class Publisher:
 
 
 def export_index(
-    out: Path, *, use: str, base_model: str, rank: int, roles: Sequence[str], best: tuple[float, int] | None
+    out: Path,
+    *,
+    use: str,
+    base_model: str,
+    rank: int,
+    roles: Mapping[str, str],
+    best: tuple[float, int] | None,
 ) -> Path:
-    """``out/adapters.json``: what :func:`load_adapters` (and ``--adapters``) reads."""
+    """``out/adapters.json``: what :func:`load_adapters` (and ``--adapters``) reads; ``roles`` maps
+    each role to its adapter's folder (several roles share one under ``shared_policy``)."""
     index = {
         "base_model": base_model,
         "rank": rank,
-        "roles": {r: f"{use}/{r}" for r in roles},
+        "roles": {r: f"{use}/{a}" for r, a in roles.items()},
         "best": {"heldout_accuracy": best[0], "step": best[1]} if best else None,
     }
     return write_text_atomic(out / "adapters.json", json.dumps(index, indent=2))
@@ -126,8 +137,9 @@ def load_adapters(run: str | Path) -> tuple[dict[str, Adapter], int]:
             "adapters", f"{root} has no adapters.json", "give the --out folder of `agentgraph train roles`"
         )
     data = json.loads(index.read_text(encoding="utf-8"))
+    # named by folder, so roles that share an adapter are served one LoRA slot
     adapters = {
-        role: Adapter(name=f"{role}@{root.name}/{Path(p).parent.name}", path=str(root / p))
+        role: Adapter(name=f"{Path(p).name}@{root.name}/{Path(p).parent.name}", path=str(root / p))
         for role, p in data["roles"].items()
     }
     for a in adapters.values():

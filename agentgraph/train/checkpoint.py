@@ -43,11 +43,13 @@ def save_role_checkpoint(out: Path, model: Any, roles: Sequence[str], state: dic
 
 
 def load_role_checkpoint(
-    out: Path, roles: Sequence[str]
+    out: Path, config: RoleGRPOConfig
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]] | None:
-    """The adapters' weights by role and the saved state, or None when ``out`` has no checkpoint.
+    """The adapters' weights by adapter name and the saved state, or None when ``out`` has no
+    checkpoint.
 
-    Raises :class:`ConfigError` when the checkpoint trained other roles than ``roles``.
+    Raises :class:`ConfigError` when the checkpoint trained other roles, or other adapters, than
+    ``config``.
     """
     from safetensors.torch import load_file
 
@@ -55,9 +57,15 @@ def load_role_checkpoint(
     if not (folder / "trainer.pt").exists():
         return None
     state: dict[str, Any] = torch.load(folder / "trainer.pt", weights_only=False, map_location="cpu")
-    if tuple(state["config"]["train_roles"]) != tuple(roles):
+    if tuple(state["config"]["train_roles"]) != tuple(config.train_roles):
         raise ConfigError("resume", "the checkpoint trained other roles", "use the same --train-roles")
-    weights = {r: load_file(str(folder / "adapters" / r / "adapter_model.safetensors")) for r in roles}
+    if bool(state["config"].get("shared_policy", False)) != config.shared_policy:
+        raise ConfigError(
+            "resume", "the checkpoint trained its roles with another shared_policy", "use the same setting"
+        )
+    weights = {
+        a: load_file(str(folder / "adapters" / a / "adapter_model.safetensors")) for a in config.adapters
+    }
     return weights, state
 
 
@@ -65,8 +73,13 @@ class RoleStepLog(StepRecord):
     model_config = ConfigDict(extra="forbid")
 
     reward: float
-    team_accuracy: float
-    turn_accuracy: float
+    team_accuracy: float | None = Field(description="sessions right against gold (None: no gold)")
+    turn_accuracy: float | None = Field(description="trained turns right against gold (None: no gold)")
+    label_accuracy: float | None = Field(
+        None, description="consensus labels equal to gold, over labelled problems with gold"
+    )
+    labelled: float | None = Field(None, description="share of the step's problems that got a label")
+    agreement: float | None = Field(None, description="mean share of votes behind a consensus label")
     tokens: float = Field(description="completion tokens per session")
     loss: float
     kl: float | None
@@ -113,10 +126,11 @@ class RoleCheckpoints:
         """Final adapters (``final/``) and ``adapters.json`` pointing at the best (or final) ones."""
         assert self.out is not None
         c = self.config
-        save_adapters(self.policy.model, self.out / "final", c.train_roles)
+        save_adapters(self.policy.model, self.out / "final", c.adapters)
         use = "best" if self.best is not None and (self.out / "best").is_dir() else "final"
+        roles = {r: c.adapter_of(r) for r in c.train_roles}
         return export_index(
-            self.out, use=use, base_model=self.model_path, rank=c.lora_r, roles=c.train_roles, best=self.best
+            self.out, use=use, base_model=self.model_path, rank=c.lora_r, roles=roles, best=self.best
         )
 
     def save_checkpoint(self) -> Path | None:
@@ -132,15 +146,15 @@ class RoleCheckpoints:
             "guard": self.guard.state_dict() if self.guard is not None else None,
             "config": self.config.model_dump(),
         }
-        return save_role_checkpoint(self.out, self.policy.model, self.config.train_roles, state)
+        return save_role_checkpoint(self.out, self.policy.model, self.config.adapters, state)
 
     def load_checkpoint(self) -> bool:
-        found = load_role_checkpoint(self.out, self.config.train_roles) if self.out is not None else None
+        found = load_role_checkpoint(self.out, self.config) if self.out is not None else None
         if found is None:
             return False
         weights, st = found
-        for role, w in weights.items():
-            self.policy.load_weights(role, w)
+        for adapter, w in weights.items():
+            self.policy.load_weights(adapter, w)
         self.policy.optimizer.load_state_dict(st["optimizer"])
         self.rng.setstate(st["rng"])
         torch.set_rng_state(st["torch_rng"])

@@ -8,10 +8,11 @@ follow TRL where the two overlap (``learning_rate``, ``beta``, ``epsilon``, ``lo
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from agentgraph.core.errors import ConfigError
 from agentgraph.graph.topology import EdgeKind
 
 # here, not in loss.py: the configs stay importable without torch
@@ -21,6 +22,27 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 ScaleRewards = Literal["group", "batch", "none"]
 ReportTo = Literal["none", "tensorboard", "wandb"]
 REPORT_TO_HELP = "where step figures go besides log.jsonl: none | tensorboard (OUT/tensorboard) | wandb"
+SHARED_ADAPTER = "shared"  # the adapter's name under shared_policy
+REWARD_HELP = (
+    "what rollouts are rewarded against: gold (the dataset's answers) | consensus (label-free: the "
+    "plurality answer of a problem's rollouts in the step; ties give no signal) | module:function "
+    "(your function of the session result: a float, or {turn id: float})"
+)
+
+
+BUILT_IN_REWARDS = ("gold", "consensus")
+
+
+def check_reward(spec: str) -> str:
+    """``spec`` if it names a reward (``gold``, ``consensus`` or ``module:function``); else a
+    ConfigError. The function itself is imported by :func:`agentgraph.train.rewards.load`."""
+    module, colon, name = spec.partition(":")
+    if spec in BUILT_IN_REWARDS or (colon and module and name.isidentifier()):
+        return spec
+    raise ConfigError("reward", f"{spec!r} is not a reward", "use gold, consensus or module:function")
+
+
+Reward = Annotated[str, AfterValidator(check_reward)]
 
 
 class GraphGRPOConfig(BaseModel):
@@ -46,6 +68,7 @@ class GraphGRPOConfig(BaseModel):
     agent_dropout: bool = Field(False, description="also learn a keep-logit per agent (AgentDropout-style)")
     fixed_agents: tuple[str, ...] = Field((), description="agents never dropped (e.g. a decision node)")
     # reward and credit
+    reward: Reward = Field("gold", description=REWARD_HELP)
     token_cost: float = Field(0.0, ge=0, description="λ: reward −= λ · tokens / 1000")
     baseline: Literal["group", "none"] = Field(
         "group", description="group: (r − mean) / (std + eps) per problem; none: GPTSwarm's plain REINFORCE"
@@ -110,6 +133,7 @@ class RoleGRPOConfig(BaseModel):
     top_k: int | None = Field(None, ge=1, description="rollout top-k (the trainer scores under the same)")
     max_completion_length: int = Field(32, ge=1, description="new tokens per turn in rollouts")
     # reward and credit
+    reward: Reward = Field("gold", description=REWARD_HELP)
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the team outcome in a turn's reward")
     format_reward: float = Field(0.0, ge=0, description="added when the turn's answer parses")
     scale_rewards: ScaleRewards = Field(
@@ -138,6 +162,11 @@ class RoleGRPOConfig(BaseModel):
         1024, ge=16, description="token positions per language-model-head chunk (peak memory ∝ chunk × vocab)"
     )
     # model
+    shared_policy: bool = Field(
+        False,
+        description="one LoRA adapter trained and served for every trained role (the specialisation "
+        "ablation); off: one adapter per role",
+    )
     lora_r: int = Field(16, ge=1, le=256, description="LoRA rank")
     lora_alpha: int = Field(32, ge=1, description="LoRA α (default 2·lora_r)")
     lora_targets: tuple[str, ...] = Field(LORA_TARGETS, description="modules that get LoRA weights")
@@ -164,6 +193,15 @@ class RoleGRPOConfig(BaseModel):
     time_limit_min: float | None = Field(None, gt=0, description="stop after this many minutes of training")
     report_to: ReportTo = Field("none", description=REPORT_TO_HELP)
     seed: int = Field(0, ge=0, description="seed of problem draws and torch")
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """The adapters trained: one per role, or the one shared by all (``shared_policy``)."""
+        return (SHARED_ADAPTER,) if self.shared_policy else self.train_roles
+
+    def adapter_of(self, role: str) -> str:
+        """The adapter ``role`` is trained and served as."""
+        return SHARED_ADAPTER if self.shared_policy else role
 
     @model_validator(mode="before")
     @classmethod

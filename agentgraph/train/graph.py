@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from agentgraph.backends.base import Backend
 from agentgraph.core.atomic import write_atomic
@@ -38,9 +38,10 @@ from agentgraph.engine.transcript import SessionResult
 from agentgraph.eval.datasets import Problem
 from agentgraph.graph.topology import Topology
 from agentgraph.team.team import Team
+from agentgraph.train import rewards as reward_specs
 from agentgraph.train.base import BaseTrainer
 from agentgraph.train.config import GraphGRPOConfig
-from agentgraph.train.credit import advantages, session_reward
+from agentgraph.train.credit import advantages
 from agentgraph.train.loop import StepRecord, train_loop, trim_log
 from agentgraph.train.policies.edge import EdgePolicy, edge_name
 from agentgraph.train.selection import stepwise
@@ -51,10 +52,15 @@ class StepLog(StepRecord):
     model_config = ConfigDict(extra="forbid")
 
     reward: float
-    accuracy: float
+    accuracy: float | None = Field(description="sessions right against gold (None: no gold)")
     tokens: float
     loss: float
     probabilities: dict[str, float]
+    label_accuracy: float | None = Field(
+        None, description="consensus labels equal to gold, over labelled problems with gold"
+    )
+    labelled: float | None = Field(None, description="share of the step's problems that got a label")
+    agreement: float | None = Field(None, description="mean share of votes behind a consensus label")
 
 
 class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
@@ -86,6 +92,16 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         self.make_team = make_team or (lambda t: Team(t, rounds=1, decision="majority"))
         self.out = Path(out) if out is not None else None
         c = self.config
+        reward_specs.need_gold(self.problems, c.reward, "dataset")
+        self.reward_fn = reward_specs.load(c.reward)
+        # the final graph is chosen by reward on training problems: under consensus, those with gold
+        self.select_pool = [p for p in self.problems if c.reward != "consensus" or p.answer is not None]
+        if c.select_problems and not self.select_pool:
+            raise ConfigError(
+                "select_problems",
+                "choosing the final graph needs training problems with gold, and none has one",
+                "set select_problems 0 (threshold / top-k alone) or give some problems answers",
+            )
         self.tracker = Tracker(c.report_to, self.out, "graph")
         self.init_edges(base, c)
         self.step = 0
@@ -99,7 +115,7 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         ``select_problems`` training problems, each under the same session id in every graph."""
         c = self.config
         rng = random.Random(c.seed + 1)
-        problems = rng.sample(self.problems, min(c.select_problems, len(self.problems)))
+        problems = rng.sample(self.select_pool, min(c.select_problems, len(self.select_pool)))
 
         async def score(g: Topology) -> np.ndarray:
             rs = await asyncio.gather(
@@ -130,7 +146,8 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
 
     # -- training -------------------------------------------------------------------------------------
     def reward(self, r: SessionResult) -> float:
-        return session_reward(r, self.config.token_cost)
+        """A session's reward against its gold (or the user's function): graph selection's."""
+        return reward_specs.session_value(r, self.reward_fn, self.config.token_cost)
 
     Draw = tuple[Topology, torch.Tensor, torch.Tensor]
 
@@ -172,9 +189,11 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         self.optimizer.zero_grad()
         loss = torch.zeros(())
         rewards_all: list[float] = []
+        labels = []
         for i, group in enumerate(draws):
             rs = results[i * c.group_size : (i + 1) * c.group_size]
-            rewards = [self.reward(r) for r in rs]
+            rewards, lab = reward_specs.group_session_rewards(rs, c.reward, self.reward_fn, c.token_cost)
+            labels.append(lab)
             rewards_all += rewards
             adv = advantages(rewards, eps=c.eps) if c.baseline == "group" else rewards
             for a, (_, em, am) in zip(adv, group, strict=True):
@@ -186,14 +205,18 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         self.optimizer.step()
         self.step += 1
         self._iterative_prune()
+        graded = [bool(r.correct) for r in results if r.gold is not None]
         entry = StepLog(
             step=self.step,
             reward=float(np.mean(rewards_all)),
-            accuracy=float(np.mean([bool(r.correct) for r in results])),
+            accuracy=float(np.mean(graded)) if graded else None,
             tokens=float(np.mean([r.usage.total_tokens for r in results])),
             loss=float(loss.detach()),
             probabilities=self.probabilities(),
         )
+        if c.reward == "consensus":
+            lab = reward_specs.merged(labels)
+            entry.label_accuracy, entry.labelled, entry.agreement = lab.accuracy, lab.labelled, lab.agreement
         return entry
 
     async def train_step(self) -> StepLog:

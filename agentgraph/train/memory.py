@@ -63,7 +63,7 @@ def trainer_bytes(model_path: str, config: RoleGRPOConfig, seq_len: int, *, bf16
     ckpt = c.gradient_checkpointing is not False  # on by default on CUDA
     per_token = layers * hidden * act + per_layer if ckpt else layers * per_layer
     weights = base * (2 if bf16 else 4)
-    adapters = 16 * lora * len(c.train_roles)
+    adapters = 16 * lora * len(c.adapters)
     activations = min(c.micro_batch, c.group_size * c.problems_per_step) * seq_len * per_token
     head = 3 * c.logprob_chunk * vocab * 4
     return int(weights + adapters + activations + head + CUDA_OVERHEAD)

@@ -129,7 +129,7 @@ class MixedRoleGRPOTrainer(RoleGRPOTrainer):
             for f in self.followers:
                 f.best = self.best
                 if f.out is not None:
-                    save_adapters(f.policy.model, f.out / "best", f.config.train_roles)
+                    save_adapters(f.policy.model, f.out / "best", f.config.adapters)
         return acc
 
     async def guard_step(self, accuracy: float) -> bool:

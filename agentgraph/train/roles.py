@@ -6,7 +6,8 @@ and several turns per session, so credit is given per *turn*:
 - **rollouts** are real sessions of the team (any topology) — ``group_size`` sessions per problem, all
   in flight together through the shared scheduler — with each trainable role served its current
   adapter per request; every turn keeps prompt ids, completion ids and the engine's sampling log-probs;
-- **reward** of a turn = ``α · team correct + (1 − α) · own answer correct + format_reward · parseable``;
+- **reward** of a turn = ``α · team correct + (1 − α) · own correct + format_reward · parseable``
+  against gold or the rollouts' consensus, or a function of yours (:mod:`agentgraph.train.rewards`);
 - **advantages** are normalised within groups of the same (problem, role, round) across the G
   sessions: ``r − mean``, divided by the group's std (``scale_rewards="group"``), the batch's std
   (``"batch"``) or nothing (``"none"``); groups whose rewards are all equal carry no signal and are
@@ -55,7 +56,6 @@ import numpy as np
 
 from agentgraph.backends.base import Adapter, Backend
 from agentgraph.backends.base import served as served_model
-from agentgraph.core.answers import is_correct
 from agentgraph.core.errors import ConfigError
 from agentgraph.core.sampling import SamplingOverrides
 from agentgraph.engine import scheduler
@@ -63,6 +63,7 @@ from agentgraph.engine.transcript import SessionResult
 from agentgraph.eval.datasets import Problem
 from agentgraph.eval.evaluation import evaluate
 from agentgraph.team.team import Team
+from agentgraph.train import rewards as reward_specs
 from agentgraph.train.adapters import Publisher, base_model_of, save_adapters
 from agentgraph.train.base import BaseTrainer
 from agentgraph.train.checkpoint import (
@@ -70,7 +71,7 @@ from agentgraph.train.checkpoint import (
     RoleStepLog,
 )
 from agentgraph.train.config import RoleGRPOConfig
-from agentgraph.train.credit import group_advantages, turn_rewards
+from agentgraph.train.credit import group_advantages
 from agentgraph.train.guard import Rollback
 from agentgraph.train.loop import (
     StepRecord,
@@ -114,6 +115,9 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
                     f"no agent of the team has role {r!r}",
                     f"train some of {', '.join(sorted(team_roles))}",
                 )
+        reward_specs.need_gold(problems, c.reward, "dataset")
+        reward_specs.need_gold(heldout, c.reward, "heldout")
+        self.reward_fn = reward_specs.load(c.reward)
         self.base_model = base_model_of(team, c.train_roles)
         base = served_model(backend, self.base_model)
         rank = base.lora_rank
@@ -136,7 +140,7 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
         # without LoRA serving (scripted rollouts) every role is served the base model; only the main
         # process rolls out, so only it publishes
         self.publisher = (
-            Publisher(backend, self.root, c.train_roles, c.keep_versions, self.base_model)
+            Publisher(backend, self.root, c.train_roles, c.keep_versions, self.base_model, c.adapter_of)
             if rank is not None and self.main
             else None
         )
@@ -192,8 +196,9 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
 
     def samples(
         self, results: Sequence[SessionResult], problem_of: Sequence[int]
-    ) -> tuple[list[Sample], list[float], int, int]:
-        """Trainable turns with advantages; also every turn reward and the groups kept / dropped.
+    ) -> tuple[list[Sample], list[float], int, int, reward_specs.Labels]:
+        """Trainable turns with advantages; also every turn reward, the groups kept / dropped and the
+        step's labels.
 
         ``problem_of[k]`` is the index of the problem session ``k`` solved: sessions of the same
         problem form the groups, keyed (problem, role, round).
@@ -201,8 +206,9 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
         groups: dict[tuple[int, str, int], list[tuple[str, float]]] = defaultdict(list)
         turns = {}
         rewards_all: list[float] = []
+        per_session, lab = reward_specs.turn_rewards_of(results, problem_of, self.config, self.reward_fn)
         for k, r in enumerate(results):
-            rewards = turn_rewards(r, self.config)
+            rewards = per_session[k]
             for t in r.turns:
                 if t.id in rewards:
                     groups[(problem_of[k], t.role, t.round)].append((t.id, rewards[t.id]))
@@ -226,7 +232,7 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
                 else None
             )
             out.append(Sample(t.role, list(t.prompt_token_ids), list(t.completion_token_ids), lp, a))
-        return out, rewards_all, kept, dropped
+        return out, rewards_all, kept, dropped, lab
 
     async def train_step(self) -> RoleStepLog:
         """Draw problems, roll out ``group_size`` sessions of each, update, publish the new adapters."""
@@ -243,18 +249,16 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
     ) -> tuple[list[Sample], RoleStepLog]:
         """The scored turns of a rollout batch and the step's record, its update figures still zero."""
         c = self.config
-        samples, rewards, kept, dropped = self.samples(results, problem_of)
-        own = [
-            r.gold is not None and is_correct(t.answer, r.gold)
-            for r in results
-            for t in r.turns
-            if t.kind == "agent" and t.role in c.train_roles
-        ]
+        samples, rewards, kept, dropped, lab = self.samples(results, problem_of)
+        team_accuracy, turn_accuracy = reward_specs.gold_accuracy(results, c.train_roles)
         record = RoleStepLog(
             step=self.step + 1,
             reward=float(np.mean(rewards)) if rewards else 0.0,
-            team_accuracy=float(np.mean([bool(r.correct) for r in results])),
-            turn_accuracy=float(np.mean(own)) if own else 0.0,
+            team_accuracy=team_accuracy,
+            turn_accuracy=turn_accuracy,
+            label_accuracy=lab.accuracy,
+            labelled=lab.labelled,
+            agreement=lab.agreement,
             tokens=float(np.mean([r.usage.completion_tokens for r in results])),
             loss=0.0,
             kl=None,
@@ -325,7 +329,7 @@ class RoleGRPOTrainer(RoleCheckpoints, BaseTrainer[RoleStepLog]):
         if self.config.keep_best and (self.best is None or acc > self.best[0]):
             self.best = (acc, self.step)
             if self.out is not None:
-                save_adapters(self.policy.model, self.out / "best", self.config.train_roles)
+                save_adapters(self.policy.model, self.out / "best", self.config.adapters)
         return acc
 
     async def after_step(self, entry: StepRecord, last: bool) -> None:

@@ -102,7 +102,8 @@ def split_for_ranks(samples: Sequence[Sample], world: int) -> list[list[Sample]]
 
 
 class LoRAPolicy:
-    """The base model at ``model_path`` with one LoRA adapter per role of ``config.train_roles``."""
+    """The base model at ``model_path`` with one LoRA adapter per role of ``config.train_roles`` (or
+    one for all of them: ``shared_policy``); ``params`` and ``load_weights`` are by adapter name."""
 
     def __init__(self, model_path: str, config: RoleGRPOConfig, accelerator: Any = None) -> None:
         from peft import LoraConfig, get_peft_model
@@ -124,7 +125,7 @@ class LoRAPolicy:
         lora = LoraConfig(
             r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=0.0, target_modules=list(c.lora_targets)
         )
-        roles = list(c.train_roles)
+        roles = list(c.adapters)
         self.model: Any = get_peft_model(base, lora, adapter_name=roles[0])
         for r in roles[1:]:
             self.model.add_adapter(r, lora)
@@ -283,7 +284,7 @@ class LoRAPolicy:
         self.optimizer.zero_grad(set_to_none=True)
         by_role: dict[str, list[Sample]] = defaultdict(list)
         for s in samples:
-            by_role[s.role].append(s)
+            by_role[c.adapter_of(s.role)].append(s)
         for role, items in by_role.items():
             self.model.set_adapter(role)
             for k in range(0, len(items), c.micro_batch):
