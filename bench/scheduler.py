@@ -13,7 +13,9 @@ work) at 100 sessions and reports ``overhead_ratio`` = our time per turn / the s
 to compare across commits.
 
 With ``--json`` the last line is one JSON object with ``agent_turns_per_s`` (the best of the three),
-``mb_per_1000_sessions``, ``by_sessions``, ``skeleton_turns_per_s``, ``overhead_ratio`` and ``loop``
+``mb_per_1000_sessions``, ``by_sessions``, ``skeleton_turns_per_s``, ``overhead_ratio`` (at 100
+sessions), ``overhead_ratio_by_sessions`` and ``skeleton_turns_per_s_by_sessions`` (100 and
+``--big``, each skeleton timed in the same run) and ``loop``
 (``--loop uvloop`` runs on uvloop, which vLLM installs; the default is the standard library's loop).
 """
 
@@ -80,6 +82,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     bare = max([await skeleton(100) for _ in range(10)])
     ratio = bare / by["100"]
     print(f"bare asyncio skeleton at 100 sessions: {bare:,.0f} agent-turns/s; overhead ratio {ratio:.2f}")
+    bare_big = await skeleton(args.big)
+    ratio_big = bare_big / by[str(args.big)]
+    print(
+        f"bare asyncio skeleton at {args.big:,} sessions: {bare_big:,.0f} agent-turns/s; "
+        f"overhead ratio {ratio_big:.2f}"
+    )
     tracemalloc.start()
     await run(args.big, team)
     _, peak = tracemalloc.get_traced_memory()
@@ -92,6 +100,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "by_sessions": by,
         "skeleton_turns_per_s": round(bare, 1),
         "overhead_ratio": round(ratio, 2),
+        "overhead_ratio_by_sessions": {"100": round(ratio, 2), str(args.big): round(ratio_big, 2)},
+        "skeleton_turns_per_s_by_sessions": {"100": round(bare, 1), str(args.big): round(bare_big, 1)},
     }
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 import agentgraph as ag
 from agentgraph.backends import VLLM
+from agentgraph.core.answers import is_correct
 from agentgraph.eval.datasets import Problem
 from agentgraph.graph.generators import chain
 from agentgraph.roles.book import Role, RoleBook
@@ -73,12 +74,30 @@ def make_team(agents: int = 2) -> ag.Team:
 
 
 class ReportingTrainer(RoleGRPOTrainer):
-    """Also evaluates a test set, which nothing in training sees, at every held-out evaluation."""
+    """Also evaluates a test set, which nothing in training sees, at every held-out evaluation; and,
+    when training runs without gold (``--reward consensus``), scores each step's pseudo-labels
+    against answers the trainer never sees (``hidden``, question → answer)."""
 
-    def __init__(self, *a: Any, test: list[Problem], **k: Any) -> None:
+    def __init__(self, *a: Any, test: list[Problem], hidden: dict[str, str], **k: Any) -> None:
         self.test = test
         self.tests: list[tuple[int, float]] = []
+        self.hidden = hidden
+        self.label_accuracy: list[float | None] = []
+        self.labelled: list[float] = []
         super().__init__(*a, **k)
+
+    def samples(self, results: Any, problem_of: Any) -> Any:
+        out = super().samples(results, problem_of)
+        lab = out[-1]
+        question = {problem_of[k]: r.problem for k, r in enumerate(results)}
+        right = [
+            is_correct(label, self.hidden[question[i]])
+            for i, label in lab.label.items()
+            if label is not None and question[i] in self.hidden
+        ]
+        self.label_accuracy.append(sum(right) / len(right) if right else lab.accuracy)
+        self.labelled.append(lab.labelled)
+        return out
 
     async def evaluate_heldout(self) -> float:
         acc = await super().evaluate_heldout()
@@ -114,6 +133,10 @@ def plot_long_run(summary: dict[str, Any], path: Path) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     train = additions(args.train, seed=args.seed)
+    hidden: dict[str, str] = {}
+    if args.reward != "gold":  # label-free: the trainer gets no gold; the example keeps it to score labels
+        hidden = {p.question: p.answer for p in train if p.answer is not None}
+        train = [p.model_copy(update={"answer": None}) for p in train]
     heldout = additions(args.heldout, seed=10_000 + args.seed)
     test = additions(args.test, seed=20_000 + args.seed) if args.test else []
     config = RoleGRPOConfig(
@@ -130,13 +153,22 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         seed=args.seed,
         guard=args.guard,
         beta=args.beta,
+        reward=args.reward,
+        shared_policy=args.shared_policy,
     )
     started = time.perf_counter()
     async with VLLM(
         enable_lora=True, max_lora_rank=args.rank, max_loras=4, max_model_len=512, seed=args.seed
     ) as engine:
         trainer = ReportingTrainer(
-            make_team(args.agents), train, engine, config, heldout=heldout, out=args.out, test=test
+            make_team(args.agents),
+            train,
+            engine,
+            config,
+            heldout=heldout,
+            out=args.out,
+            test=test,
+            hidden=hidden,
         )
         saved = Path(args.out) / "test_curve.json"
         if args.resume and saved.is_file():
@@ -167,7 +199,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "guard": config.guard,
         "agents": args.agents,
         "beta": config.beta,
-        "train_team_accuracy": [round(x.team_accuracy, 3) for x in log],
+        "reward": config.reward,
+        "shared_policy": config.shared_policy,
+        "train_team_accuracy": [None if x.team_accuracy is None else round(x.team_accuracy, 3) for x in log],
+        "label_accuracy": trainer.label_accuracy,
+        "labelled": trainer.labelled,
+        "agreement": [x.agreement for x in log],
         "seconds_per_step": {p: round(float(np.mean([x.seconds[p] for x in log])), 2) for p in phases},
         "out": str(args.out),
     }
@@ -187,6 +224,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--heldout", type=int, default=200)
     ap.add_argument("--test", type=int, default=0, help="test problems evaluated beside the held-out ones")
     ap.add_argument("--guard", choices=["rollback", "none"], default=RoleGRPOConfig().guard)
+    ap.add_argument(
+        "--reward",
+        default="gold",
+        help="gold | consensus (training problems then carry no answer) | module:function",
+    )
+    ap.add_argument("--shared-policy", action="store_true", help="one adapter for both roles")
     ap.add_argument("--beta", type=float, default=0.0, help="k3 KL coefficient to the base model")
     ap.add_argument(
         "--resume", action="store_true", help="continue the run in --out (e.g. with more --steps)"

@@ -50,6 +50,11 @@ def test_scheduler_bench_reports_rates_and_memory() -> None:
     assert set(out["by_sessions"]) == {"1", "100", "300"}
     assert out["agent_turns_per_s"] == max(out["by_sessions"].values()) > 0
     assert out["mb_per_1000_sessions"] > 0
+    ratios = out["overhead_ratio_by_sessions"]
+    assert set(ratios) == {"100", "300"} and ratios["100"] == out["overhead_ratio"]
+    for n in ("100", "300"):  # each ratio is the skeleton's rate over ours, both timed in this run
+        expected = out["skeleton_turns_per_s_by_sessions"][n] / out["by_sessions"][n]
+        assert abs(ratios[n] - expected) < 0.01 * expected + 0.01
 
 
 def test_thinking_bench_spends_each_budget_exactly() -> None:

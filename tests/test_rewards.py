@@ -270,3 +270,24 @@ def test_graph_training_under_consensus_selects_on_problems_with_gold() -> None:
         full(3), unlabelled, Scripted(), GraphGRPOConfig(reward="consensus", select_problems=0)
     )
     assert t.select_pool == []
+
+
+def test_label_free_comparison_reads_kept_runs_and_compares_gains(tmp_path: Path) -> None:
+    # every run's summary is on disk, so nothing is trained again: the comparison is arithmetic
+    from examples.label_free_arith import main as label_free
+
+    for reward, final, labels in (("gold", 0.9, [None, None]), ("consensus", 0.5, [0.5, 1.0])):
+        run = tmp_path / f"lf-{reward}-0"
+        run.mkdir()
+        summary = {
+            "reward": reward, "seed": 0, "test_curve": [[0, 0.3], [2, final]], "test_problems": 200,
+            "label_accuracy": labels, "labelled": [0.5, 1.0], "rollbacks": [],
+        }  # fmt: skip
+        (run / "summary.json").write_text(json.dumps(summary))
+    out = label_free(["--seeds", "0", "--out", str(tmp_path / "lf"), "--plot", str(tmp_path / "p.png")])
+    gold, consensus = out["rows"]
+    assert gold["gain"] == pytest.approx(0.6) and consensus["gain"] == pytest.approx(0.2)
+    assert out["gain_ratio"] == pytest.approx(1 / 3) and out["target_met"] is False
+    assert consensus["label_accuracy"] == pytest.approx(0.75) and consensus["labelled"] == pytest.approx(0.75)
+    lo, hi = gold["test_final_ci95"]
+    assert lo < 0.9 < hi and (tmp_path / "p.png").stat().st_size > 0

@@ -183,3 +183,29 @@ def test_the_gpu_configuration_on_the_cpu_matches_the_fp32_step(tmp_path: Path) 
     assert (lp16 - lp32).abs().max().item() <= 0.05, (lp16, lp32)
     cosine = torch.nn.functional.cosine_similarity(step16, step32, dim=0).item()
     assert cosine >= 0.98, cosine
+
+
+def test_micro_batches_take_the_same_step_as_one_batch(tmp_path: Path) -> None:
+    """Gradients accumulated over micro-batches of 1 and 3 turns equal one batch of 4: the loss is
+    normalised by the whole batch's turns and tokens, so splitting it never rescales the step."""
+    model = tiny_qwen2(tmp_path / "m")
+    steps = {}
+    for mb in (16, 3, 1):
+        config = RoleGRPOConfig(train_roles=("solver",), lora_r=4, learning_rate=1e-3, seed=0, micro_batch=mb)
+        policy = LoRAPolicy(model, config)
+        with torch.no_grad():  # a non-zero adapter, the same in every run, so every weight gets a gradient
+            g = torch.Generator().manual_seed(0)
+            for _, p in sorted(policy.model.named_parameters()):
+                if p.requires_grad:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        stats = policy.update(batch(), n_seq=4, n_tok=13)
+        # the accumulated gradient, not the AdamW step (whose first step is ±lr nearly everywhere)
+        grads = [p.grad for p in policy.params["solver"]]
+        assert all(gr is not None for gr in grads)
+        steps[mb] = (torch.cat([gr.flatten() for gr in grads if gr is not None]), stats)
+    whole, whole_stats = steps[16]
+    assert whole.abs().max() > 0
+    for mb in (3, 1):
+        step, stats = steps[mb]
+        assert torch.allclose(step, whole, atol=1e-7, rtol=1e-4), (mb, (step - whole).abs().max())
+        assert stats.grad_norm == pytest.approx(whole_stats.grad_norm, rel=1e-4)
