@@ -4,16 +4,17 @@ Both train LoRA adapters (same rank and targets) on the embedded model with the 
 a + b?" under the adder role card), group size, completion length and problems per step, β = 0, one
 optimizer step per generation batch. TRL trains one policy on one completion per sample and generates
 with transformers (``use_vllm=False``: TRL's vLLM modes need a GPU server or colocated CUDA). Ours
-trains ``--roles`` roles: 1 = the adder alone, 2 = the learning run's adder → checker chain with both
-roles trained, so each session gives two trained turns; rollouts run on the in-process vLLM engine and
-the adapters are hot-reloaded after each step. A sample is one trained completion (TRL) or turn
-(ours). The first step of each is a warm-up and is not counted.
+runs once per ``--agents`` entry: 1 = the adder alone (identical work to TRL's: the same prompts,
+problems, G, tokens and LoRA), 2 = the learning run's adder → checker chain with both roles trained,
+so each session gives two trained turns; rollouts run on the in-process vLLM engine and the adapters
+are hot-reloaded after each step. A sample is one trained completion (TRL) or turn (ours). The first
+step of each is a warm-up and is not counted. All of it is timed in one run, one after the other.
 
-    python bench/role_step.py --steps 4 --problems 4 --group 8 --roles 2 --json
+    python bench/role_step.py --steps 3 --problems 4 --group 8 --agents 1,2 --json
 
-With ``--json`` the last line is one JSON object: ``trl_samples_per_s``, ``ours_samples_per_s``,
-``speedup`` (ours ÷ TRL), ``trl_s_per_step``, ``ours_s_per_step``, ``ours_phases`` (rollout /
-logprob / backward / reload seconds), and the settings.
+With ``--json`` the last line is one JSON object: ``rows`` (one per side: ``side`` = ``trl`` or
+``ours``, ``agents``, ``samples_per_s``, ``s_per_step``, ``ratio`` = samples/s ÷ TRL's, ``phases`` =
+rollout / logprob / backward / reload seconds for ours), ``trl_samples_per_s``, and the settings.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def trl_steps(args: argparse.Namespace) -> list[float]:
     return times
 
 
-async def our_steps(args: argparse.Namespace) -> list[dict[str, float]]:
+async def our_steps(args: argparse.Namespace, agents: int) -> list[dict[str, float]]:
     import agentgraph as ag
     from agentgraph.backends import VLLM
     from agentgraph.graph.generators import single
@@ -85,7 +86,7 @@ async def our_steps(args: argparse.Namespace) -> list[dict[str, float]]:
         seed=args.seed,
     )
     team = ag.Team(single("adder", memory=False), rounds=1, roles=RoleBook([ADDER]))
-    if args.roles == 2:
+    if agents == 2:
         team = make_team()
         config = config.model_copy(update={"train_roles": ("adder", "checker")})
     out: list[dict[str, float]] = []
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--problems", type=int, default=4, help="problems per step")
-    ap.add_argument("--roles", type=int, choices=(1, 2), default=2, help="ours: trained roles (1: adder)")
+    ap.add_argument(
+        "--agents", default="1,2", help="ours, comma-separated: 1 = the adder (TRL's work), 2 = + checker"
+    )
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument(
@@ -118,27 +121,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    try:
+        agent_counts = [int(a) for a in args.agents.split(",")]
+    except ValueError:
+        agent_counts = []
+    if not agent_counts or any(a not in (1, 2) for a in agent_counts):
+        print(f"error: --agents: {args.agents!r} must list 1 and/or 2 (e.g. 1,2)", file=sys.stderr)
+        raise SystemExit(2)
     trl = [] if args.skip_trl else trl_steps(args)
-    ours = asyncio.run(our_steps(args))
     trl_s = statistics.median(trl[1:]) if len(trl) > 1 else None
-    ours_s = statistics.median([x["total"] for x in ours[1:]])
-    phases = {
-        k: round(statistics.median([x[k] for x in ours[1:]]), 3)
-        for k in ours[0]
-        if k not in ("total", "samples")
-    }
     trl_rate = args.group * args.problems / trl_s if trl_s else None
-    ours_rate = sum(x["samples"] for x in ours[1:]) / sum(x["total"] for x in ours[1:])
+    rows: list[dict[str, Any]] = []
+    if trl_rate and trl_s:
+        rows.append({
+            "side": "trl", "agents": 1, "samples_per_s": round(trl_rate, 3), "s_per_step": round(trl_s, 3),
+            "ratio": 1.0, "phases": None, "steps": [round(x, 2) for x in trl],
+        })  # fmt: skip
+    for agents in agent_counts:
+        ours = asyncio.run(our_steps(args, agents))
+        rate = sum(x["samples"] for x in ours[1:]) / sum(x["total"] for x in ours[1:])
+        phases = {
+            k: round(statistics.median([x[k] for x in ours[1:]]), 3)
+            for k in ours[0]
+            if k not in ("total", "samples")
+        }
+        rows.append({
+            "side": "ours", "agents": agents, "samples_per_s": round(rate, 3),
+            "s_per_step": round(statistics.median([x["total"] for x in ours[1:]]), 3),
+            "ratio": round(rate / trl_rate, 3) if trl_rate else None, "phases": phases,
+            "steps": [round(x["total"], 2) for x in ours],
+        })  # fmt: skip
+    for r in rows:
+        print(
+            f"{r['side']:>4} agents={r['agents']}: {r['samples_per_s']:.3f} samples/s, "
+            f"{r['s_per_step']:.1f} s/step, ratio {r['ratio']}, phases {r['phases']}",
+            file=sys.stderr,
+        )
     summary = {
+        "rows": rows,
         "trl_samples_per_s": round(trl_rate, 3) if trl_rate else None,
-        "ours_samples_per_s": round(ours_rate, 3),
-        "speedup": round(ours_rate / trl_rate, 3) if trl_rate else None,
-        "trl_s_per_step": round(trl_s, 3) if trl_s else None,
-        "ours_s_per_step": round(ours_s, 3),
-        "roles": args.roles,
-        "ours_phases": phases,
-        "trl_steps": [round(x, 2) for x in trl],
-        "ours_steps": [round(x["total"], 2) for x in ours],
         "group": args.group,
         "problems_per_step": args.problems,
         "max_tokens": args.max_tokens,

@@ -100,12 +100,22 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     if cons:
         n = max(len(r["label_accuracy"]) for r in cons)
         steps = list(range(1, n + 1))
-        for key, label, ls in (("label_accuracy", "pseudo-label accuracy", "-"), ("labelled", "share labelled", ":")):
+        for key, label, ls in (
+            ("label_accuracy", "pseudo-label accuracy", "-"),
+            ("labelled", "share labelled", ":"),
+        ):
             means = []
             for i in range(n):
                 vals = [r[key][i] for r in cons if i < len(r[key]) and r[key][i] is not None]
                 means.append(sum(vals) / len(vals) if vals else float("nan"))
-            bx.plot(steps, means, ls=ls, marker=".", color="tab:orange", label=f"{label} (mean of {len(cons)} seeds)")
+            bx.plot(
+                steps,
+                means,
+                ls=ls,
+                marker=".",
+                color="tab:orange",
+                label=f"{label} (mean of {len(cons)} seeds)",
+            )
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy (200 problems, greedy)")
     ax.set_title("role GRPO on a + b: gold vs consensus rewards", fontsize=9)

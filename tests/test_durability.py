@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -11,6 +12,11 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+import httpx
+import pytest
+
+from agentgraph.engine.transcript import SessionHeader, TranscriptWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = ["--backend", "scripted", "--scripted", "tests.agents:slow_calc"]
@@ -115,3 +121,60 @@ def test_train_graph_survives_kill_9(tmp_path: Path) -> None:
     assert json.loads(done.stdout.strip().splitlines()[-1])["steps"] == 40
     steps = [r["step"] for r in records(out / "log.jsonl")]
     assert steps == list(range(1, 41))  # steps after the last checkpoint were redone once, not twice
+
+
+def test_group_commit_fsyncs_once_for_everything_written_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []  # the file's size at each fsync: what that fsync made durable
+
+    def counting_fsync(fd: int) -> None:
+        time.sleep(0.05)  # long enough for the other committers to queue behind this one
+        synced.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    path = tmp_path / "t.jsonl"
+    header = SessionHeader(session="s", problem="p", topology="single", agents={"a0": "solver"}, rounds=1,
+                           inter_round="none", decision="majority")  # fmt: skip
+    with TranscriptWriter(path, durable=True, group_commit=True) as w:
+        for _ in range(3):
+            w.write(header)
+        assert synced == []  # writes alone do not fsync
+
+        async def five_commits() -> None:
+            await asyncio.gather(*(w.commit() for _ in range(5)))
+
+        asyncio.run(five_commits())
+        assert synced == [path.stat().st_size]  # one fsync covered all three records and all five waiters
+        asyncio.run(w.commit())
+        assert len(synced) == 1  # nothing new: no fsync
+        w.write(header)
+    assert synced[-1] == path.stat().st_size and len(synced) == 2  # close syncs what nobody awaited
+
+
+def test_an_acknowledged_completion_survives_kill_9_of_the_server(tmp_path: Path) -> None:
+    from tests.servers import start_serve
+
+    proc, url = start_serve(tmp_path, "--scripted", "tests.agents:sleepy_calc", "--topology", "full:3")
+    acknowledged: list[str] = []
+
+    async def clients() -> None:
+        async with httpx.AsyncClient(timeout=60) as c:
+
+            async def one(i: int) -> None:
+                while True:
+                    body = {"model": "full:3", "messages": [{"role": "user", "content": f"What is {i} + 1?"}]}
+                    r = await c.post(f"{url}/v1/chat/completions", json=body)
+                    acknowledged.append(r.json()["id"])
+
+            tasks = [asyncio.ensure_future(one(i)) for i in range(8)]
+            while len(acknowledged) < 20:
+                await asyncio.sleep(0.005)
+            os.kill(proc.pid, signal.SIGKILL)  # mid-stream of the other sessions
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(clients())
+    proc.wait()
+    (transcript,) = tmp_path.rglob("transcripts.jsonl")
+    results = {r["session"] for r in records(transcript) if r["type"] == "result"}
+    assert len(acknowledged) >= 20 and set(acknowledged) <= results

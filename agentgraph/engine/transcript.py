@@ -8,6 +8,7 @@ A JSONL file holds records of three types, each one line, flushed as soon as it 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from types import TracebackType
@@ -105,12 +106,25 @@ class RecordSink(Protocol):
 
 
 class TranscriptWriter:
-    """Append-only JSONL writer; each record is flushed (and fsync'ed with ``durable=True``)."""
+    """Append-only JSONL writer; each record is flushed (and fsync'ed with ``durable=True``).
 
-    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+    ``group_commit=True`` (with ``durable``) moves the fsync out of :meth:`write` into
+    :meth:`commit`, which a server awaits before it acknowledges a session: one fsync, run off the
+    event loop, covers every record written before it, so concurrent sessions share it and a
+    session's header and turns cost no fsync of their own. What a crash can lose is then only what no
+    client was told is done.
+    """
+
+    def __init__(self, path: str | Path, *, durable: bool = False, group_commit: bool = False) -> None:
+        if group_commit and not durable:
+            raise ValueError("group_commit needs durable=True (it decides when the fsync happens)")
         self.path = Path(path)
         self.durable = durable
+        self.group_commit = group_commit
         self._fh: IO[str] | None = None
+        self._written = 0  # records written (and flushed to the OS)
+        self._synced = 0  # records known to be on disk
+        self._sync_lock: asyncio.Lock | None = None
 
     def __enter__(self) -> TranscriptWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +149,9 @@ class TranscriptWriter:
 
     def close(self) -> None:
         if self._fh is not None:
+            if self.durable and self._synced < self._written:  # group commit: what no one awaited yet
+                os.fsync(self._fh.fileno())
+                self._synced = self._written
             self._fh.close()
             self._fh = None
 
@@ -151,8 +168,28 @@ class TranscriptWriter:
             line = record.model_dump_json()
         self._fh.write(line + "\n")
         self._fh.flush()
-        if self.durable:
+        self._written += 1
+        if self.durable and not self.group_commit:
             os.fsync(self._fh.fileno())
+            self._synced = self._written
+
+    async def commit(self) -> None:
+        """Return once every record written so far is on disk (a no-op unless ``group_commit``).
+
+        Callers queue on one lock; whoever holds it fsyncs everything written up to then, so the
+        callers behind it whose records that covered return without a second fsync.
+        """
+        if not self.group_commit or self._synced >= self._written:
+            return
+        want = self._written
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        async with self._sync_lock:
+            if self._synced >= want or self._fh is None:
+                return
+            covered = self._written
+            await asyncio.to_thread(os.fsync, self._fh.fileno())
+            self._synced = max(self._synced, covered)
 
 
 class SessionTranscript(BaseModel):

@@ -55,6 +55,7 @@ def details(r: SessionResult) -> dict[str, Any]:
         "answers_by_round": {rnd: r.answers(rnd) for rnd in range(r.rounds_run)},
         "requests": r.usage.requests,
         "errors": r.errors,
+        "wall_s": r.wall_s,  # the session's own seconds: latency minus this is the serving's cost
     }
 
 

@@ -78,14 +78,16 @@ def create_app(
         raise ConfigError("teams", "nothing to serve", "name at least one team")
     if request_timeout is not None and request_timeout <= 0:
         raise ConfigError("request_timeout", f"{request_timeout} ≤ 0", "give seconds > 0, or no limit")
-    writer = TranscriptWriter(transcript, durable=True) if transcript else None
+    # group commit: a session is fsync'ed (with whatever else was written meanwhile) just before it is
+    # answered, so an acknowledged completion is on disk and concurrent sessions share one fsync
+    writer = TranscriptWriter(transcript, durable=True, group_commit=True) if transcript else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if writer is None:
             yield
             return
-        with writer:  # closed when the server shuts down; every record is already fsync'ed
+        with writer:  # closed (and the records no answer waited for fsync'ed) when the server stops
             yield
 
     app = FastAPI(title="agentgraph", docs_url=None, redoc_url=None, lifespan=lifespan)
@@ -111,16 +113,7 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)
         return error_response(ApiError(500, f"internal error ({type(e).__name__}); see the server log"))
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Any) -> Any:
-        if api_key is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return error_response(ApiError(401, "missing or wrong API key (Authorization: Bearer …)"))
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > max_body_bytes:
-            return error_response(ApiError(413, f"the body is over {max_body_bytes} bytes"))
-        return await call_next(request)
+    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -191,6 +184,8 @@ def create_app(
         finally:
             running -= 1
         recent.append(result.wall_s)
+        if writer is not None:
+            await writer.commit()
         return respond(req, result)
 
     async def supervised(s: Session, sink: RecordSink | None, request: Request) -> SessionResult:
@@ -254,6 +249,8 @@ def create_app(
                         yield line
                     return
                 recent.append(result.wall_s)
+                if writer is not None:
+                    await writer.commit()
                 async for line in final_events(req, result):
                     yield line
             finally:
@@ -268,6 +265,36 @@ def create_app(
 
 
 DISCONNECTED = "the client disconnected"
+
+
+class Guard:
+    """The bearer key and the body-size limit, checked before anything reads the body.
+
+    A plain ASGI middleware, not ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    wraps every request in a task group and memory streams, which cost more per completion than the
+    rest of the server's own work (measured in ``bench/serve.py``).
+    """
+
+    def __init__(self, app: Any, *, api_key: str | None, max_body_bytes: int) -> None:
+        self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
+        self.expected = f"Bearer {api_key}".encode() if api_key is not None else b""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refusal = self.refusal(dict(scope["headers"]))
+            if refusal is not None:
+                await error_response(refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def refusal(self, headers: dict[bytes, bytes]) -> ApiError | None:
+        given = headers.get(b"authorization", b"")
+        if self.api_key is not None and not hmac.compare_digest(given, self.expected):
+            return ApiError(401, "missing or wrong API key (Authorization: Bearer …)")
+        size = headers.get(b"content-length", b"")
+        if size.isdigit() and int(size) > self.max_body_bytes:
+            return ApiError(413, f"the body is over {self.max_body_bytes} bytes")
+        return None
 
 
 def error_events(e: ApiError) -> tuple[str, str]:
