@@ -7,14 +7,19 @@ with transformers (``use_vllm=False``: TRL's vLLM modes need a GPU server or col
 runs once per ``--agents`` entry: 1 = the adder alone (identical work to TRL's: the same prompts,
 problems, G, tokens and LoRA), 2 = the learning run's adder → checker chain with both roles trained,
 so each session gives two trained turns; rollouts run on the in-process vLLM engine and the adapters
-are hot-reloaded after each step. A sample is one trained completion (TRL) or turn (ours). The first
-step of each is a warm-up and is not counted. All of it is timed in one run, one after the other.
+are hot-reloaded after each step. A sample is one completion generated (a turn, for ours), counted
+the same way on both sides: ``G × problems × agents`` per step ÷ the median step time. Ours also
+reports ``trained_samples_per_s``: the turns it took a gradient on (a group whose rewards are all
+equal has zero advantage, and our trainer skips it; TRL runs it through backward at zero weight).
+The first step of each is a warm-up and is not counted. All of it is timed in one run, one after
+the other.
 
     python bench/role_step.py --steps 3 --problems 4 --group 8 --agents 1,2 --json
 
 With ``--json`` the last line is one JSON object: ``rows`` (one per side: ``side`` = ``trl`` or
-``ours``, ``agents``, ``samples_per_s``, ``s_per_step``, ``ratio`` = samples/s ÷ TRL's, ``phases`` =
-rollout / logprob / backward / reload seconds for ours), ``trl_samples_per_s``, and the settings.
+``ours``, ``agents``, ``samples_per_s``, ``trained_samples_per_s``, ``s_per_step``, ``ratio`` =
+samples/s ÷ TRL's, ``phases`` = rollout / logprob / backward / reload seconds for ours),
+``trl_samples_per_s``, and the settings.
 """
 
 from __future__ import annotations
@@ -135,11 +140,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if trl_rate and trl_s:
         rows.append({
             "side": "trl", "agents": 1, "samples_per_s": round(trl_rate, 3), "s_per_step": round(trl_s, 3),
-            "ratio": 1.0, "phases": None, "steps": [round(x, 2) for x in trl],
+            "trained_samples_per_s": round(trl_rate, 3), "ratio": 1.0, "phases": None,
+            "steps": [round(x, 2) for x in trl],
         })  # fmt: skip
     for agents in agent_counts:
         ours = asyncio.run(our_steps(args, agents))
-        rate = sum(x["samples"] for x in ours[1:]) / sum(x["total"] for x in ours[1:])
+        s_per_step = statistics.median([x["total"] for x in ours[1:]])
+        # the unit TRL's figure has: every completion generated, whether or not its group had the
+        # reward variance to train on (a group with none gives zero advantage; we skip its backward)
+        rate = args.group * args.problems * agents / s_per_step
+        trained = sum(x["samples"] for x in ours[1:]) / sum(x["total"] for x in ours[1:])
         phases = {
             k: round(statistics.median([x[k] for x in ours[1:]]), 3)
             for k in ours[0]
@@ -147,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         rows.append({
             "side": "ours", "agents": agents, "samples_per_s": round(rate, 3),
-            "s_per_step": round(statistics.median([x["total"] for x in ours[1:]]), 3),
+            "trained_samples_per_s": round(trained, 3), "s_per_step": round(s_per_step, 3),
             "ratio": round(rate / trl_rate, 3) if trl_rate else None, "phases": phases,
             "steps": [round(x["total"], 2) for x in ours],
         })  # fmt: skip

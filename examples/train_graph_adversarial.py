@@ -145,6 +145,7 @@ async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
         agent_dropout=args.agent_dropout,
         fixed_agents=("decision",),
         entropy_coef=args.entropy,
+        explore=args.explore,
         select_problems=args.select,
     )
     trainer = GraphGRPOTrainer(base, train, backend, cfg, make_team=team)
@@ -189,6 +190,17 @@ GRID_TEAMS = ((3, 1), (3, 3), (5, 3))  # (truthful, adversaries): 4, 6 and 8 age
 GRID_P = (0.6, 0.8)
 
 
+def parse_setting(text: str) -> tuple[int, int, float]:
+    """``"5+3:0.6"`` → (5 truthful, 3 adversaries, p 0.6)."""
+    try:
+        team_part, p = text.strip().split(":")
+        k, x = team_part.split("+")
+        return int(k), int(x), float(p)
+    except ValueError:
+        print(f"error: --settings: {text!r} is not TRUTHFUL+ADVERSARIES:P (e.g. 5+3:0.6)", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _seed_job(job: tuple[argparse.Namespace, int]) -> dict[str, float]:
     return asyncio.run(one_seed(*job))
 
@@ -197,6 +209,8 @@ def grid(args: argparse.Namespace) -> dict[str, object]:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     settings = [(k, x, p) for k, x in GRID_TEAMS for p in GRID_P]
+    if args.settings:
+        settings = [parse_setting(s) for s in args.settings.split(",")]
     jobs = []
     for k, x, p in settings:
         a = argparse.Namespace(**{**vars(args), "k": k, "adversaries": x, "p": p, "persuadable": True})
@@ -273,6 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         "--select", type=int, default=d.select_problems, help="choose the final graph on this many problems"
     )
     ap.add_argument("--entropy", type=float, default=0.0, help="entropy bonus on the keep-probabilities")
+    ap.add_argument(
+        "--explore", type=float, default=d.explore, help="ε: edges sampled with ε + (1 − 2ε)·p while learning"
+    )
+    ap.add_argument(
+        "--settings",
+        default=None,
+        help="--grid: only these settings, e.g. 3+3:0.6,5+3:0.6 (truthful+adversaries:p); default all",
+    )
     ap.add_argument("--baseline", choices=["group", "none"], default="group")
     ap.add_argument("--seed", type=int, default=0, help="first seed")
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 1; 5 with --grid)")

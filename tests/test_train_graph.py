@@ -43,6 +43,22 @@ def test_log_prob_is_the_bernoulli_likelihood() -> None:
     )
 
 
+def test_explore_samples_every_edge_at_least_epsilon_and_scores_that_mixture() -> None:
+    t = trainer(explore=0.1)
+    logits = torch.tensor([-30.0, 1.0])  # an edge cut beyond any doubt, and a likely one
+    with torch.no_grad():
+        t.logits.copy_(logits)
+    q = 0.1 + 0.8 * torch.sigmoid(logits)  # [0.1, 0.685]
+    rate = torch.stack([t.sample()[1] for _ in range(4000)]).float().mean(0)
+    assert rate.tolist() == pytest.approx(q.tolist(), abs=0.025)
+    lp = t.log_prob(torch.tensor([True, False]), torch.zeros(0, dtype=torch.bool))
+    assert float(lp.detach()) == pytest.approx(float(torch.log(q[0]) + torch.log(1 - q[1])), abs=1e-5)
+    plain = trainer()
+    with torch.no_grad():
+        plain.logits.copy_(logits)
+    assert not any(bool(plain.sample()[1][0]) for _ in range(1000))  # without ε the cut edge never returns
+
+
 async def test_group_advantage_moves_logits_toward_rewarded_graphs() -> None:
     # the agents are always right, so an edge only adds tokens: with a token cost every logit must fall
     t = trainer(token_cost=1.0, steps=30, learning_rate=0.2)

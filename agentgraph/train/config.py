@@ -77,6 +77,14 @@ class GraphGRPOConfig(BaseModel):
     entropy_coef: float = Field(
         0.0, ge=0, description="bonus on the mean Bernoulli entropy of the keep-probabilities"
     )
+    explore: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="ε: each edge is sampled with probability ε + (1 − 2ε)·sigmoid(logit), and the "
+        "policy gradient uses that probability, so no edge is ever cut or kept for sure while learning "
+        "(a cut edge still earns credit; pruning and selection read sigmoid(logit))",
+    )
     # optimisation
     steps: int = Field(100, ge=1, description="optimizer steps")
     learning_rate: float = Field(0.1, gt=0, description="Adam learning rate on the logits")

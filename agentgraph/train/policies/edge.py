@@ -59,10 +59,20 @@ class EdgePolicy:
             p = torch.sigmoid(self.logits) * self.active
         return {edge_name(e): float(x) for e, x in zip(self.edges, p, strict=True)}
 
+    def sampling_log_probs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log q, log(1 − q))`` per edge, q the probability an edge is sampled: sigmoid(logit), or
+        with ``explore`` ε the mixture ε + (1 − 2ε)·sigmoid(logit) — the distribution the rollouts
+        really come from, so the likelihood-ratio gradient stays unbiased."""
+        eps = self.config.explore
+        if not eps:
+            return torch.nn.functional.logsigmoid(self.logits), torch.nn.functional.logsigmoid(-self.logits)
+        q = eps + (1 - 2 * eps) * torch.sigmoid(self.logits)
+        return torch.log(q), torch.log1p(-q)
+
     def sample(self) -> tuple[Topology, torch.Tensor, torch.Tensor]:
         """A realized graph with its edge mask and agent mask."""
         with torch.no_grad():
-            p = (torch.sigmoid(self.logits) * self.active).numpy()
+            p = (self.sampling_log_probs()[0].exp() * self.active).numpy()
             pa = torch.sigmoid(self.agent_logits).numpy()
         edge_mask = torch.from_numpy(self.rng.random(len(self.edges)) < p)
         agent_mask = torch.from_numpy(self.rng.random(len(self.agents)) < pa)
@@ -76,9 +86,8 @@ class EdgePolicy:
 
     def log_prob(self, edge_mask: torch.Tensor, agent_mask: torch.Tensor) -> torch.Tensor:
         m = edge_mask.float()
-        lp_edges = m * torch.nn.functional.logsigmoid(self.logits) + (1 - m) * torch.nn.functional.logsigmoid(
-            -self.logits
-        )
+        keep, cut = self.sampling_log_probs()
+        lp_edges = m * keep + (1 - m) * cut
         lp = (lp_edges * self.active).sum()  # pruned edges are never sampled: no gradient
         if self.agents:
             am = agent_mask.float()
