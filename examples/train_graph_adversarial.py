@@ -129,7 +129,9 @@ def only(base: ag.Topology, keep: Callable[[tuple[str, str, str]], bool]) -> ag.
 
 async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     base = base_topology(args.k, args.adversaries)
-    train, gold = make_problems(args.iterations * args.problems_per_step, seed, "train")
+    # enough training problems for the steps, the selection and its held-out pick, each drawn apart
+    n_train = max(args.iterations * args.problems_per_step, args.select + args.holdout + 1)
+    train, gold = make_problems(n_train, seed, "train")
     evals, gold_eval = make_problems(args.eval_problems, seed + 10_000, "eval")
     gold.update(gold_eval)
     backend = make_backend(gold, args.p, args.persuadable, seed, args.verbose)
@@ -147,6 +149,7 @@ async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
         entropy_coef=args.entropy,
         explore=args.explore,
         select_problems=args.select,
+        select_holdout=args.holdout,
     )
     trainer = GraphGRPOTrainer(base, train, backend, cfg, make_team=team)
     pruned = await trainer.train()
@@ -285,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agent-dropout", action="store_true", help="also learn per-agent keep logits")
     ap.add_argument(
         "--select", type=int, default=d.select_problems, help="choose the final graph on this many problems"
+    )
+    ap.add_argument(
+        "--holdout",
+        type=int,
+        default=d.select_holdout,
+        help="judge the selection's finalists on this many further problems (0: the search's pick)",
     )
     ap.add_argument("--entropy", type=float, default=0.0, help="entropy bonus on the keep-probabilities")
     ap.add_argument(

@@ -120,7 +120,7 @@ def persuadable_trainer(learned: dict[str, float], **config: float) -> GraphGRPO
 
     problems, gold = make_problems(400, 0, "train")
     backend = make_backend(gold, 0.8, persuadable=True, seed=0)
-    cfg = GraphGRPOConfig(select_problems=200, seed=0, **config)
+    cfg = GraphGRPOConfig(**{"select_problems": 200, "seed": 0, **config})
     t = GraphGRPOTrainer(base_topology(3, 3), problems, backend, cfg, make_team=team)
     with torch.no_grad():
         for i, (u, v, _) in enumerate(t.edges):
@@ -185,6 +185,47 @@ async def test_stepwise_selection_adds_the_third_voter_before_removing() -> None
 
     strict = await stepwise(nested, pool, base, prob.__getitem__, unpaired, kinds=("spatial",), se=20)
     assert len(strict.edges_of("spatial")) == 1  # the third voter does not clear 20 SE; one voter does
+
+
+async def test_a_held_out_pick_undoes_a_chance_winner_of_the_search() -> None:
+    # on the search's problems a harmful fourth edge looks better (its noise happens to favour it);
+    # on fresh problems it does not, and the held-out pick returns the graph from before it came in
+    from agentgraph.train.selection import held_out_pick, stepwise
+
+    base = ag.Topology()
+    base.add_agent("d", root=True)
+    for a in "abcx":
+        base.add_agent(a)
+        base.add_spatial(a, "d", logit=0.0)
+    lucky = np.where(np.arange(200) < 12, 1.0, 0.0)  # the search's problems: 12 chance wins for x
+
+    def voters(g: ag.Topology) -> float:  # the three good voters are worth 0.1 together
+        return 0.5 + 0.1 * all(g.has_edge(a, "d") for a in "abc")
+
+    async def on_search(g: ag.Topology) -> np.ndarray:
+        return voters(g) + lucky * g.has_edge("x", "d")
+
+    async def on_fresh(g: ag.Topology) -> np.ndarray:  # where x really costs a little
+        return np.full(200, voters(g) - 0.02 * g.has_edge("x", "d"))
+
+    prob = {("a", "d", "spatial"): 0.9, ("b", "d", "spatial"): 0.8, ("c", "d", "spatial"): 0.7}
+    prob[("x", "d", "spatial")] = 0.1
+    nested = [base.keep_edges(list(prob)[:k]) for k in range(4)]
+    finalists: list[ag.Topology] = []
+    chosen = await stepwise(nested, list(prob), base, prob.__getitem__, on_search, kinds=("spatial",),
+                            finalists=finalists)  # fmt: skip
+    assert chosen.has_edge("x", "d") and finalists[-1] is chosen  # the search kept the chance winner
+    assert len(finalists) >= 2 and not finalists[0].has_edge("x", "d")
+    picked, means = await held_out_pick(finalists, on_fresh)
+    assert not picked.has_edge("x", "d") and len(picked.edges_of("spatial")) == 3
+    assert len(means) == len(finalists) and means[0] == pytest.approx(0.6)
+    tie, _ = await held_out_pick([finalists[0], chosen], lambda g: on_fresh(base))  # every graph scores alike
+    assert tie is chosen  # a tie keeps the search's own choice
+
+
+def test_a_held_out_pick_needs_problems_left_over() -> None:
+    with pytest.raises(ag.ConfigError, match="select_holdout"):
+        persuadable_trainer({}, select_holdout=100.0, select_problems=400.0)
 
 
 def test_rollback_guard_restores_the_best_adapters() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from agentgraph.train.config import GraphGRPOConfig
 from agentgraph.train.credit import advantages
 from agentgraph.train.loop import StepRecord, train_loop, trim_log
 from agentgraph.train.policies.edge import EdgePolicy, edge_name
-from agentgraph.train.selection import stepwise
+from agentgraph.train.selection import held_out_pick, stepwise
 from agentgraph.train.trackers import Tracker
 
 
@@ -102,6 +102,13 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
                 "choosing the final graph needs training problems with gold, and none has one",
                 "set select_problems 0 (threshold / top-k alone) or give some problems answers",
             )
+        if c.select_problems and c.select_holdout and len(self.select_pool) <= c.select_problems:
+            raise ConfigError(
+                "select_holdout",
+                f"all {len(self.select_pool)} training problems go to select_problems "
+                f"({c.select_problems}): none is left to judge the finalists on",
+                "lower select_problems, give more training problems, or set select_holdout 0",
+            )
         self.tracker = Tracker(c.report_to, self.out, "graph")
         self.init_edges(base, c)
         self.step = 0
@@ -109,6 +116,7 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         self.log: list[StepLog] = []
         self.selection: list[tuple[int, float]] = []  # (edges, mean reward) of each graph select() tried
         self.selected: Topology | None = None
+        self.finalist_rewards: list[float] = []  # held-out mean reward of each selection finalist
 
     async def select(self) -> Topology:
         """The final graph, chosen by running graphs (:func:`agentgraph.train.selection.stepwise`) on
@@ -116,31 +124,44 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         c = self.config
         rng = random.Random(c.seed + 1)
         problems = rng.sample(self.select_pool, min(c.select_problems, len(self.select_pool)))
+        # drawn apart, and after the search's own draw, so select_holdout leaves the search unchanged
+        chosen = {id(p) for p in problems}
+        rest = [p for p in self.select_pool if id(p) not in chosen]
+        holdout = random.Random(c.seed + 2).sample(rest, min(c.select_holdout, len(rest)))
 
-        async def score(g: Topology) -> np.ndarray:
-            rs = await asyncio.gather(
-                *(
-                    scheduler.solve(
-                        self.make_team(g), p.question, self.backend, gold=p.answer, session_id=f"sel-{p.id}"
+        def scorer(on: list[Problem], tag: str, log: bool) -> Callable[[Topology], Awaitable[np.ndarray]]:
+            async def score(g: Topology) -> np.ndarray:
+                team = self.make_team(g)
+                rs = await asyncio.gather(
+                    *(
+                        scheduler.solve(
+                            team, p.question, self.backend, gold=p.answer, session_id=f"{tag}-{p.id}"
+                        )
+                        for p in on
                     )
-                    for p in problems
                 )
-            )
-            r = np.array([self.reward(x) for x in rs], dtype=float)
-            self.selection.append((sum(len(g.edges_of(k)) for k in c.learn), float(r.mean())))
-            return r
+                r = np.array([self.reward(x) for x in rs], dtype=float)
+                if log:
+                    self.selection.append((sum(len(g.edges_of(k)) for k in c.learn), float(r.mean())))
+                return r
+
+            return score
 
         prob = self.probabilities()
+        finalists: list[Topology] = []
         best = await stepwise(
             self.candidates(),
             [e for e, on in zip(self.edges, self.active.tolist(), strict=True) if on],
             self.base,
             lambda e: prob.get(edge_name(e), 0.0),
-            score,
+            scorer(problems, "sel", log=True),
             kinds=c.learn,
             se=c.select_se,
             rounds=c.select_rounds,
+            finalists=finalists,
         )
+        if holdout and len(finalists) > 1:
+            best, self.finalist_rewards = await held_out_pick(finalists, scorer(holdout, "hold", log=False))
         best.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
         return best
 

@@ -12,14 +12,20 @@ random numbers) and two graphs are compared by the paired per-problem difference
    better. The learner can push a needed edge down — a later agent's edge to the decision is cut
    while adversaries still persuade that agent, and once it is cut nothing rewards cutting the
    adversaries' edges into it — a local optimum that no removal leaves.
-3. **Removal**, least probable edge first: an edge goes when the graph without it does at least as
-   well. When agents can be persuaded, edges between good agents keep a positive gradient while the
-   edges to the decision are still being sampled (they route a good answer around a dropped edge),
-   so the threshold keeps them and the votes correlate.
+3. **Removal**, edges into earlier agents first (by the base's spatial generations), then the least
+   probable: an edge goes when the graph without it does at least as well. Inputs before outputs:
+   judged first, an agent's edge to the decision goes when adversaries still persuade it, and once
+   it is gone cutting them changes nothing the search can see. When agents can be persuaded, edges
+   between good agents keep a positive gradient while the edges to the decision are still being
+   sampled (they route a good answer around a dropped edge), so the threshold keeps them and the
+   votes correlate.
 4. Steps 2–3 again (at most ``rounds`` times) while either changed the graph: an edge can help only
    once another is gone (a truthful agent's vote, once the adversaries' edges into it are cut), and
    votes come in pairs (with plurality voting and random ties two voters do no better than one,
    three do), which is why addition runs before the first removal as well as after it.
+
+5. With a held-out pick (``GraphGRPOConfig.select_holdout``), the graphs the stages produced are
+   run again on problems the search never saw and the best of them is the final graph.
 
 ``se`` asks an edge to win by more than that many standard errors of the paired difference
 (Breiman's one-standard-error rule). It defaults to 0 (any gain) because on 200 selection problems
@@ -58,10 +64,13 @@ async def stepwise(
     kinds: Sequence[str],
     se: float = 0.0,
     rounds: int = 2,
+    finalists: list[Topology] | None = None,
 ) -> Topology:
     """The chosen graph: the best nested candidate, then additions from ``pool`` (edges of ``base``)
     and removals of learnable edges of ``kinds``, ordered by ``prob``; ``score`` runs a graph and
-    returns its per-problem rewards (the same problems, in the same order, for every graph)."""
+    returns its per-problem rewards (the same problems, in the same order, for every graph).
+    ``finalists``, when given, receives the best graph after each stage that changed it (the best
+    nested candidate first, the chosen graph last) — what a held-out final pick chooses among."""
 
     def by_p(edges: Iterable[EdgeKey], reverse: bool = False) -> list[EdgeKey]:
         return sorted(edges, key=prob, reverse=reverse)
@@ -78,10 +87,14 @@ async def stepwise(
                 best, best_r, added = trial, r, True
         return best, best_r, added
 
+    depth = {a: i for i, generation in enumerate(base.generations()) for a in generation}
+
     async def removals(best: Topology, best_r: np.ndarray) -> tuple[Topology, np.ndarray, bool]:
         removed = False
         learned = [e for e in best.edges(keys=True) if e[2] in kinds and best.edges[e]["logit"] is not None]
-        for e in by_p(learned):
+        # inputs before outputs: an agent's edges in are judged before its edge out, so an agent
+        # whose persuaders are still wired in is not cut from the vote for their fault
+        for e in sorted(learned, key=lambda e: (depth.get(e[1], 0), prob(e))):
             trial = best.keep_edges(x for x in best.edges(keys=True) if x != e)
             r = await score(trial)
             if not better(best_r, r, se):
@@ -91,9 +104,26 @@ async def stepwise(
     scores = [await score(g) for g in candidates]
     k = max(range(len(candidates)), key=lambda i: (round(float(scores[i].mean()), 9), i))
     best, best_r = candidates[k], scores[k]
+    kept = [best]
     for _ in range(rounds):
         best, best_r, added = await additions(best, best_r)
+        if added:
+            kept.append(best)
         best, best_r, removed = await removals(best, best_r)
+        if removed:
+            kept.append(best)
         if not (added or removed):
             break
+    if finalists is not None:
+        finalists.extend(kept)
     return best
+
+
+async def held_out_pick(finalists: Sequence[Topology], score: Score) -> tuple[Topology, list[float]]:
+    """The finalist with the best mean reward on problems the search never saw (ties: the later
+    finalist, i.e. the search's own choice), and every finalist's mean. A search that makes ~100
+    paired comparisons on one problem set keeps some chance winners; judging its few finalists on
+    fresh problems does not inherit that selection bias."""
+    means = [float((await score(g)).mean()) for g in finalists]
+    i = max(range(len(finalists)), key=lambda j: (round(means[j], 9), j))
+    return finalists[i], means
