@@ -157,16 +157,22 @@ async def test_select_adds_back_a_decision_edge_the_learner_pushed_down() -> Non
     assert len((await strict.select()).edges_of("spatial")) < 3  # no gain clears a 50-SE margin
 
 
+def voters_into_d(agents: str) -> ag.Topology:
+    """Each agent an edge into the decision node ``d`` (logit 0), nothing else."""
+    base = ag.Topology()
+    base.add_agent("d", root=True)
+    for a in agents:
+        base.add_agent(a)
+        base.add_spatial(a, "d", logit=0.0)
+    return base
+
+
 async def test_stepwise_selection_adds_the_third_voter_before_removing() -> None:
     # plurality with random ties: two voters are no better than one, three are. From the nested best
     # {a, b}, removal first would cut to one voter and no single addition could help any more.
     from agentgraph.train.selection import stepwise
 
-    base = ag.Topology()
-    base.add_agent("d", root=True)
-    for a in "abc":
-        base.add_agent(a)
-        base.add_spatial(a, "d", logit=0.0)
+    base = voters_into_d("abc")
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 0.01, 400)
     by_voters = {0: 0.0, 1: 0.6, 2: 0.6, 3: 0.8}
@@ -192,11 +198,7 @@ async def test_a_held_out_pick_undoes_a_chance_winner_of_the_search() -> None:
     # on fresh problems it does not, and the held-out pick returns the graph from before it came in
     from agentgraph.train.selection import held_out_pick, stepwise
 
-    base = ag.Topology()
-    base.add_agent("d", root=True)
-    for a in "abcx":
-        base.add_agent(a)
-        base.add_spatial(a, "d", logit=0.0)
+    base = voters_into_d("abcx")
     lucky = np.where(np.arange(200) < 12, 1.0, 0.0)  # the search's problems: 12 chance wins for x
 
     def voters(g: ag.Topology) -> float:  # the three good voters are worth 0.1 together
@@ -226,6 +228,8 @@ async def test_a_held_out_pick_undoes_a_chance_winner_of_the_search() -> None:
 def test_a_held_out_pick_needs_problems_left_over() -> None:
     with pytest.raises(ag.ConfigError, match="select_holdout"):
         persuadable_trainer({}, select_holdout=100.0, select_problems=400.0)
+    with pytest.raises(ag.ConfigError, match=r"select_holdout.*no selection"):
+        persuadable_trainer({}, select_holdout=100.0, select_problems=0.0)
 
 
 def test_rollback_guard_restores_the_best_adapters() -> None:

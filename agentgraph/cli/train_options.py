@@ -38,6 +38,8 @@ GRAPH_FIELDS: Fields = {
     "prune_threshold": (GRAPH, "prune_threshold"),
     "select_problems": (GRAPH, "select_problems"),
     "select_se": (GRAPH, "select_se"),
+    "select_holdout": (GRAPH, "select_holdout"),
+    "explore": (GRAPH, "explore"),
     "checkpoint_every": (GRAPH, "checkpoint_every"),
     "report_to": (GRAPH, "report_to"),
 }

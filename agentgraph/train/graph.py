@@ -102,6 +102,12 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
                 "choosing the final graph needs training problems with gold, and none has one",
                 "set select_problems 0 (threshold / top-k alone) or give some problems answers",
             )
+        if c.select_holdout and not c.select_problems:
+            raise ConfigError(
+                "select_holdout",
+                "there is no selection to hold out from (select_problems is 0)",
+                "set select_problems > 0, or select_holdout 0",
+            )
         if c.select_problems and c.select_holdout and len(self.select_pool) <= c.select_problems:
             raise ConfigError(
                 "select_holdout",
