@@ -183,10 +183,15 @@ def create_app(
             result = await supervised(s, writer, request)
         finally:
             running -= 1
+        await answered(result)
+        return respond(req, result)
+
+    async def answered(result: SessionResult) -> None:
+        """Before a session's answer goes out: its time counts toward Retry-After, and its records
+        are on disk (the group commit), so an acknowledged completion survives a crash."""
         recent.append(result.wall_s)
         if writer is not None:
             await writer.commit()
-        return respond(req, result)
 
     async def supervised(s: Session, sink: RecordSink | None, request: Request) -> SessionResult:
         """The session, cancelled (and recorded as cancelled) when its client goes away or its time
@@ -248,9 +253,7 @@ def create_app(
                     for line in error_events(e):
                         yield line
                     return
-                recent.append(result.wall_s)
-                if writer is not None:
-                    await writer.commit()
+                await answered(result)
                 async for line in final_events(req, result):
                     yield line
             finally:

@@ -108,7 +108,7 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
                 "there is no selection to hold out from (select_problems is 0)",
                 "set select_problems > 0, or select_holdout 0",
             )
-        if c.select_problems and c.select_holdout and len(self.select_pool) <= c.select_problems:
+        if c.select_holdout and len(self.select_pool) <= c.select_problems:
             raise ConfigError(
                 "select_holdout",
                 f"all {len(self.select_pool)} training problems go to select_problems "
@@ -122,7 +122,6 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         self.log: list[StepLog] = []
         self.selection: list[tuple[int, float]] = []  # (edges, mean reward) of each graph select() tried
         self.selected: Topology | None = None
-        self.finalist_rewards: list[float] = []  # held-out mean reward of each selection finalist
 
     async def select(self) -> Topology:
         """The final graph, chosen by running graphs (:func:`agentgraph.train.selection.stepwise`) on
@@ -167,7 +166,7 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
             finalists=finalists,
         )
         if holdout and len(finalists) > 1:
-            best, self.finalist_rewards = await held_out_pick(finalists, scorer(holdout, "hold", log=False))
+            best, _ = await held_out_pick(finalists, scorer(holdout, "hold", log=False))
         best.graph["name"] = f"learned({self.base.graph.get('name', 'topology')})"
         return best
 

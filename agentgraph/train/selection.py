@@ -102,7 +102,7 @@ async def stepwise(
         return best, best_r, removed
 
     scores = [await score(g) for g in candidates]
-    k = max(range(len(candidates)), key=lambda i: (round(float(scores[i].mean()), 9), i))
+    k = last_best([float(r.mean()) for r in scores])
     best, best_r = candidates[k], scores[k]
     kept = [best]
     for _ in range(rounds):
@@ -125,5 +125,9 @@ async def held_out_pick(finalists: Sequence[Topology], score: Score) -> tuple[To
     paired comparisons on one problem set keeps some chance winners; judging its few finalists on
     fresh problems does not inherit that selection bias."""
     means = [float((await score(g)).mean()) for g in finalists]
-    i = max(range(len(finalists)), key=lambda j: (round(means[j], 9), j))
-    return finalists[i], means
+    return finalists[last_best(means)], means
+
+
+def last_best(means: Sequence[float]) -> int:
+    """The index of the best mean; ties (to 9 decimals, past float noise) go to the later one."""
+    return max(range(len(means)), key=lambda i: (round(means[i], 9), i))

@@ -59,20 +59,25 @@ class EdgePolicy:
             p = torch.sigmoid(self.logits) * self.active
         return {edge_name(e): float(x) for e, x in zip(self.edges, p, strict=True)}
 
-    def sampling_log_probs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log q, log(1 − q))`` per edge, q the probability an edge is sampled: sigmoid(logit), or
-        with ``explore`` ε the mixture ε + (1 − 2ε)·sigmoid(logit) — the distribution the rollouts
-        really come from, so the likelihood-ratio gradient stays unbiased."""
+    def sampling_probabilities(self) -> torch.Tensor:
+        """q per edge, the probability an edge is sampled: sigmoid(logit), or with ``explore`` ε the
+        mixture ε + (1 − 2ε)·sigmoid(logit) — the distribution the rollouts really come from."""
         eps = self.config.explore
-        if not eps:
+        p = torch.sigmoid(self.logits)
+        return p if not eps else eps + (1 - 2 * eps) * p
+
+    def sampling_log_probs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log q, log(1 − q))`` per edge, so the likelihood-ratio gradient is taken under the
+        distribution the graphs were sampled from (log-sigmoid when ε is 0: stable at large logits)."""
+        if not self.config.explore:
             return torch.nn.functional.logsigmoid(self.logits), torch.nn.functional.logsigmoid(-self.logits)
-        q = eps + (1 - 2 * eps) * torch.sigmoid(self.logits)
+        q = self.sampling_probabilities()
         return torch.log(q), torch.log1p(-q)
 
     def sample(self) -> tuple[Topology, torch.Tensor, torch.Tensor]:
         """A realized graph with its edge mask and agent mask."""
         with torch.no_grad():
-            p = (self.sampling_log_probs()[0].exp() * self.active).numpy()
+            p = (self.sampling_probabilities() * self.active).numpy()
             pa = torch.sigmoid(self.agent_logits).numpy()
         edge_mask = torch.from_numpy(self.rng.random(len(self.edges)) < p)
         agent_mask = torch.from_numpy(self.rng.random(len(self.agents)) < pa)
