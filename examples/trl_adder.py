@@ -15,6 +15,7 @@ from typing import Any
 
 from agentgraph.core.answers import extract, is_correct
 from agentgraph.eval.datasets import Problem
+from agentgraph.roles.book import Role
 from agentgraph.roles.prompts import build_messages
 from examples.train_roles_arith import ADDER
 
@@ -36,8 +37,10 @@ def trl_adder_trainer(
     seed: int,
     max_steps: int,
     callbacks: Sequence[Any] = (),
+    role: Role = ADDER,
 ) -> Any:
-    """A ready ``trl.GRPOTrainer`` on the embedded model (fp32, CPU) for the adder's prompts."""
+    """A ready ``trl.GRPOTrainer`` on the embedded model (fp32, CPU) for ``role``'s prompts (the
+    adder's unless told)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -47,7 +50,7 @@ def trl_adder_trainer(
     from agentgraph.core.models import provision
 
     rows = [
-        {"prompt": [m.model_dump() for m in build_messages(ADDER, p.question, [])], "answer": p.answer}
+        {"prompt": [m.model_dump() for m in build_messages(role, p.question, [])], "answer": p.answer}
         for p in problems
     ]
     config = GRPOConfig(

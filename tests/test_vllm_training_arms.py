@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from examples.compare_training import ARMS, main
+from examples.compare_training import DEFAULT_ARMS, main
 
 
 def test_six_arms_at_equal_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,8 +42,9 @@ def test_six_arms_at_equal_budget(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     j = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = {r["arm"]: r for r in j["rows"]}
-    assert set(rows) == {*ARMS, "single sc:3", "single+trl sc:3"}
-    assert j["heldout_problems"] == 6 and plot.is_file()
+    assert set(rows) == {*DEFAULT_ARMS["add"], "single sc:3", "single+trl sc:3"}
+    assert j["heldout_problems"] == 6 and plot.is_file() and j["seeds"] == [0]
+    assert all(r["seed"] == 0 for r in rows.values()) and {a["arm"] for a in j["arms"]} == set(rows)
     for r in rows.values():
         lo, hi = r["ci95"]
         assert 0 <= lo <= r["accuracy"] <= hi <= 1 and r["tokens_per_problem"] > 0
@@ -59,4 +60,5 @@ def test_six_arms_at_equal_budget(tmp_path: Path, capsys: pytest.CaptureFixture[
     for arm in ("team+graph", "team+joint"):
         assert set(rows[arm]["pruned_edges"]) <= {"a0->a1", "a0->a2", "a1->a2"}
         assert len(rows[arm]["edges"]) == 3
-    assert (tmp_path / "run" / "graph" / "pruned.json").is_file()
+    assert (tmp_path / "run" / "seed-0" / "graph" / "pruned.json").is_file()
+    assert json.loads((tmp_path / "run" / "seed-0.json").read_text()) == j["rows"]  # written as it ended
