@@ -7,6 +7,11 @@
 - Model text is never executed; it is only parsed, truncated to its last ``MAX_CHARS`` characters and
   under math-verify's own time limit, so a hostile output cannot hang or crash a run.
 - A regex fast path handles plain numbers without sympy (the scheduler benchmark parses 10⁴ turns/s).
+- A restated computation is not an answer: when the text's last expression is numbers joined by
+  ``+``, ``-``, ``*`` (``"To find 5 + 1 - 6, we"``), math-verify would hand back ``5 + 1 - 6`` and
+  verification would evaluate it to the gold ``0`` — a trained agent found exactly that and scored
+  97% by copying the question (``docs/benchmarks.md``). :func:`extract` returns ``None`` for it.
+  Fractions (``3/4``) and expressions with more than numbers in them are left to math-verify.
 - Results are cached, except a math-verify *timeout*: that says the machine was slow, not that the
   text is wrong, so the call returns "no answer" / "wrong" this time and is tried again next time.
 """
@@ -22,6 +27,8 @@ TIMEOUT_S = 3
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _BOXED_NUMBER = re.compile(r"\\boxed\{\s*(-?\d+(?:\.\d+)?)\s*\}")
 _PLAIN = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*\.?\s*$")
+# numbers joined by +, -, * (×, ·): a computation restated, not its result
+_ARITHMETIC = re.compile(r"^\s*\(?\s*-?\d+(?:\.\d+)?(?:\s*\)?\s*[-+*×·]\s*\(?\s*-?\d+(?:\.\d+)?\s*\)?)+\s*$")
 
 
 def _number_key(s: str) -> str | None:
@@ -71,7 +78,16 @@ def _parse(text: str) -> list[Any] | None:
 
 
 def extract(text: str | None) -> str | None:
-    """The final answer of a completion as a string, or ``None`` if none can be parsed."""
+    r"""The final answer of a completion as a string, or ``None`` if none can be parsed (or if it is a
+    computation restated rather than its result).
+
+    Examples
+    --------
+    >>> extract("so the answer is \\boxed{7}"), extract("It is -5."), extract("x = 3/4")
+    ('7', '-5', '3/4')
+    >>> extract("To find 5 + 1 - 6, we") is None  # the question copied back: not an answer
+    True
+    """
     try:
         return _extract(text)
     except TimeoutException:  # not cached: lru_cache does not keep calls that raise
@@ -89,7 +105,7 @@ def _extract(text: str | None) -> str | None:
     if last_box >= 0 and (m := _BOXED_NUMBER.match(tail, last_box)) is not None:
         return m.group(1)
     parsed = _parse(tail)
-    if parsed is None or len(parsed) < 2:
+    if parsed is None or len(parsed) < 2 or _ARITHMETIC.match(str(parsed[1])):
         return None
     return str(parsed[1])
 
