@@ -116,10 +116,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stats = policy.update(samples, n_seq=turns, n_tok=turns * args.completion)
         if cuda:
             torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
         if i:  # the first step is the warm-up (kernels, allocator)
-            times.append(time.perf_counter() - t0)
+            times.append(dt)
             splits.append(stats.seconds)
-        print(f"step {i}: {time.perf_counter() - t0:.3f} s, grad norm {stats.grad_norm:.3g}", file=sys.stderr)
+        print(f"step {i}: {dt:.3f} s, grad norm {stats.grad_norm:.3g}", file=sys.stderr)
     if cuda:
         free1, _ = torch.cuda.mem_get_info()
         # the CUDA context and kernels: taken from the card, not seen by torch's allocator

@@ -147,7 +147,8 @@ class Task:
     name: str
     book: RoleBook
     single_role: Role
-    team_roles: tuple[str, ...]
+    agent_roles: tuple[str, ...]
+    """the role of each team agent a0, a1, …; the last is the root"""
     decision: str
     agent_tokens: int
     single_tokens: int
@@ -168,8 +169,9 @@ class Task:
         return g
 
     @property
-    def agent_roles(self) -> list[str]:
-        return ["adder", "checker", "checker"] if self.name == "add" else list(self.team_roles)
+    def team_roles(self) -> tuple[str, ...]:
+        """The roles trained: each agent role once, in order."""
+        return tuple(dict.fromkeys(self.agent_roles))
 
     def team(self, g: ag.Topology, *, temperature: float = 1.0, max_tokens: int | None = None) -> ag.Team:
         single = len(g.agents) == 1
@@ -182,8 +184,9 @@ class Task:
 def make_task(args: argparse.Namespace) -> Task:
     if args.task == "add":
         return Task(
-            name="add", book=RoleBook([ADDER, CHECKER]), single_role=ADDER, team_roles=("adder", "checker"),
-            decision="majority", agent_tokens=args.max_tokens, single_tokens=args.max_tokens,
+            name="add", book=RoleBook([ADDER, CHECKER]), single_role=ADDER,
+            agent_roles=("adder", "checker", "checker"), decision="majority",
+            agent_tokens=args.max_tokens, single_tokens=args.max_tokens,
             generate=lambda n, seed: additions(n, seed=seed),
             edges=[("a0", "a1"), ("a0", "a2"), ("a1", "a2")],
         )  # fmt: skip
@@ -191,7 +194,7 @@ def make_task(args: argparse.Namespace) -> Task:
     steps = [step_role(i + 1, last=i + 1 == k) for i in range(k)]
     return Task(
         name="multi", book=RoleBook([SOLVER, *steps]), single_role=SOLVER,
-        team_roles=tuple(r.name for r in steps), decision="tree_root", agent_tokens=args.max_tokens,
+        agent_roles=tuple(r.name for r in steps), decision="tree_root", agent_tokens=args.max_tokens,
         single_tokens=k * args.max_tokens,
         generate=lambda n, seed: arith(
             ops=args.ops, digits=args.digits, n=n, seed=seed, operands=args.operands
