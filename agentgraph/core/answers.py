@@ -29,6 +29,8 @@ _BOXED_NUMBER = re.compile(r"\\boxed\{\s*(-?\d+(?:\.\d+)?)\s*\}")
 _PLAIN = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*\.?\s*$")
 # numbers joined by +, -, * (×, ·): a computation restated, not its result
 _ARITHMETIC = re.compile(r"^\s*\(?\s*-?\d+(?:\.\d+)?(?:\s*\)?\s*[-+*×·]\s*\(?\s*-?\d+(?:\.\d+)?\s*\)?)+\s*$")
+# an expression cut off after an operator ("= 0 + " at the token limit): its value is unknown
+_UNFINISHED = re.compile(r"[-+*/×·^]\s*$")
 
 
 def _number_key(s: str) -> str | None:
@@ -79,13 +81,15 @@ def _parse(text: str) -> list[Any] | None:
 
 def extract(text: str | None) -> str | None:
     r"""The final answer of a completion as a string, or ``None`` if none can be parsed (or if it is a
-    computation restated rather than its result).
+    computation restated rather than its result, or an expression cut off after an operator).
 
     Examples
     --------
     >>> extract("so the answer is \\boxed{7}"), extract("It is -5."), extract("x = 3/4")
     ('7', '-5', '3/4')
     >>> extract("To find 5 + 1 - 6, we") is None  # the question copied back: not an answer
+    True
+    >>> extract("5 + 1 - 6 = 0 + ") is None  # cut off mid-expression: "0 + 3" was coming
     True
     """
     try:
@@ -105,9 +109,10 @@ def _extract(text: str | None) -> str | None:
     if last_box >= 0 and (m := _BOXED_NUMBER.match(tail, last_box)) is not None:
         return m.group(1)
     parsed = _parse(tail)
-    if parsed is None or len(parsed) < 2 or _ARITHMETIC.match(str(parsed[1])):
+    if parsed is None or len(parsed) < 2:
         return None
-    return str(parsed[1])
+    answer = str(parsed[1])
+    return None if _ARITHMETIC.match(answer) or _UNFINISHED.search(answer) else answer
 
 
 def answer_key(answer: str | None) -> str | None:
