@@ -12,6 +12,8 @@
   verification would evaluate it to the gold ``0`` — a trained agent found exactly that and scored
   97% by copying the question (``docs/benchmarks.md``). :func:`extract` returns ``None`` for it.
   Fractions (``3/4``) and expressions with more than numbers in them are left to math-verify.
+- Nor is an expression cut off after an operator (``"5 + 1 - 6 = 0 + "`` at the token limit):
+  math-verify would hand back ``0 +``, and verification would score it as ``0``.
 - Results are cached, except a math-verify *timeout*: that says the machine was slow, not that the
   text is wrong, so the call returns "no answer" / "wrong" this time and is tried again next time.
 """
