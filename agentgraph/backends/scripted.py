@@ -55,7 +55,10 @@ def _tokenize_text(text: str) -> tuple[int, ...]:
 
 
 def _prompt_ids(messages: Sequence[ChatMessage]) -> list[int]:
-    return list(chain.from_iterable(_tokenize_text(m.content) for m in messages))
+    ids: list[int] = []
+    for m in messages:
+        ids += _tokenize_text(m.content)
+    return ids
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,12 @@ async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]],
     except (BackendError, TimeoutError) as e:
         if policy.attempts == 1 or not is_transient(e):
             raise
+    return await retry_after_first(policy, attempt)
+
+
+async def retry_after_first(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]]) -> T:
+    """The attempts after a first one that failed transiently: backoff, then up to
+    ``policy.attempts − 1`` more calls of ``attempt`` (which records its own failures)."""
     await asyncio.sleep(policy.initial_s + random.uniform(0, policy.jitter_s))
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts - 1),

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agentgraph.backends.base import Backend, Completion, GenerationRequest, Served
-from agentgraph.core.errors import RequestRejected, SessionOverflow
-from agentgraph.core.retry import RetryPolicy, call_with_retries
+from agentgraph.core.errors import BackendError, RequestRejected, SessionOverflow
+from agentgraph.core.retry import RetryPolicy, call_with_retries, is_transient, retry_after_first
 from agentgraph.core.sampling import Sampling, SamplingOverrides
 from agentgraph.core.thinking import ThinkFormat, budget_for, conclusion, split
 from agentgraph.roles.book import Role
@@ -184,6 +184,37 @@ async def generate_turn(
         out.add(await send(second, 2))
     out.thinking_chars, out.thinking_closed = split(out.text, think)
     return out
+
+
+async def generate_plain(
+    backend: Backend,
+    req: GenerationRequest,
+    retry: RetryPolicy,
+    failures: list[str],
+    request_id: Callable[[int, int], str],
+) -> tuple[Completion, int]:
+    """The one request of a turn that does not think, under no per-attempt time limit:
+    ``(completion, attempts)``. What :func:`generate_turn` does for such a turn, without its
+    bookkeeping layers (a :class:`TurnOutput`, three closures, four coroutine frames): most turns
+    are this one, and on a fast backend those layers were a sixth of a turn (bench/scheduler.py)."""
+    try:
+        return await backend.generate(req), 1
+    except (BackendError, TimeoutError) as e:
+        failures.append(f"{type(e).__name__}: {e}")
+        if retry.attempts == 1 or not is_transient(e):
+            raise
+    tries = 1
+
+    async def again() -> Completion:
+        nonlocal tries
+        tries += 1
+        try:
+            return await backend.generate(dataclasses.replace(req, request_id=request_id(1, tries)))
+        except (BackendError, TimeoutError) as e:
+            failures.append(f"{type(e).__name__}: {e}")
+            raise
+
+    return await retry_after_first(retry, again), tries
 
 
 def _prompt_ids(backend: Served, req: GenerationRequest) -> list[int]:

@@ -22,6 +22,7 @@ from agentgraph.backends.base import Backend
 from agentgraph.core.errors import ConfigError
 from agentgraph.engine.session import Session
 from agentgraph.engine.transcript import SessionResult, TranscriptWriter
+from agentgraph.engine.voices import Voices
 from agentgraph.team.team import Team
 
 
@@ -41,12 +42,14 @@ def prepare(
         raise ConfigError(
             "golds", "golds and session_ids must match problems in length", "pass one per problem"
         )
-    sessions = []
+    sessions: list[Session] = []
+    voices = Voices(team, backend)  # one team, one backend: each speaker resolved once for all
     for problem, gold, sid in zip(problems, golds, ids, strict=True):
         if not isinstance(problem, str) or not problem.strip():
             raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
-        s = Session(team, problem, backend, sid or os.urandom(6).hex(), gold)
-        s.resolve_models()
+        s = Session(team, problem, backend, sid or os.urandom(6).hex(), gold, voices)
+        if not sessions:  # what the models need does not depend on the problem: checked once
+            s.resolve_models()
         s.check_context()
         sessions.append(s)
     return sessions
@@ -56,25 +59,23 @@ async def run(
     sessions: Sequence[Session], *, writer: TranscriptWriter | None = None, progress: bool = False
 ) -> list[SessionResult]:
     """Every session at once; results in the order of ``sessions``."""
-    if len(sessions) == 1 and not progress:
-        return [await sessions[0].run(writer)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if not progress:  # no per-session wrapper: one coroutine frame less per session
+        if len(sessions) == 1:
+            return [await sessions[0].run(writer)]
+        return list(await asyncio.gather(*(s.run(writer) for s in sessions)))
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(sessions), desc="sessions", unit="session")
+    bar = tqdm(total=len(sessions), desc="sessions", unit="session")
 
     async def one(s: Session) -> SessionResult:
         r = await s.run(writer)
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
         return r
 
     try:
         return list(await asyncio.gather(*(one(s) for s in sessions)))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 async def solve(

@@ -12,26 +12,38 @@ import asyncio
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from agentgraph.backends.base import Adapter, Backend, GenerationRequest, RequestMeta, Served
+from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta, Served
 from agentgraph.core.answers import extract, is_correct, parse_score
 from agentgraph.core.errors import BackendError, ConfigError, RequestRejected, SessionFailed, SessionOverflow
 from agentgraph.core.messages import Decision, Turn, TurnKind
+from agentgraph.core.records import trusted
 from agentgraph.core.sampling import Sampling
 from agentgraph.core.thinking import ThinkFormat
 from agentgraph.engine.accounting import account
-from agentgraph.engine.generation import fit, generate_turn, reserve
+from agentgraph.engine.generation import TurnOutput, fit, generate_plain, generate_turn, reserve
 from agentgraph.engine.rounds import ROUNDS
 from agentgraph.engine.transcript import RecordSink, SessionHeader, SessionResult, TurnRecord
+from agentgraph.engine.voices import Voice, Voices
 from agentgraph.roles.book import Role
-from agentgraph.roles.prompts import PeerView, build_messages
+from agentgraph.roles.prompts import PeerView
 from agentgraph.team.team import Team
 
 
 class Session:
-    """One team on one problem; built by :func:`prepare`, run by :func:`run`."""
+    """One team on one problem; built by :func:`prepare`, run by :func:`run`. Sessions of one
+    ``prepare`` share ``voices`` (one team on one backend: each speaker resolved once)."""
 
-    def __init__(self, team: Team, problem: str, backend: Backend, session: str, gold: str | None) -> None:
+    def __init__(
+        self,
+        team: Team,
+        problem: str,
+        backend: Backend,
+        session: str,
+        gold: str | None,
+        voices: Voices | None = None,
+    ) -> None:
         self.team = team
         self.problem = problem
         self.backend = backend
@@ -44,8 +56,7 @@ class Session:
         # one random nonce per session keeps request ids unique in the engine even when session ids
         # repeat across runs on one engine (a uuid per request cost more than building its prompt)
         self.nonce = os.urandom(4).hex()
-        # per model: how the backend serves it and its think markers (resolved once per session)
-        self._views: dict[str | None, tuple[Served, ThinkFormat | None]] = {}
+        self.voices = Voices(team, backend) if voices is None else voices
         # a cascade's stages run as child sessions of one session: their rounds follow the earlier
         # stages' rounds in the transcript
         self.round_offset = 0
@@ -56,31 +67,12 @@ class Session:
         self.client: dict[str, object] | None = None  # what a serving client said of the request
 
     def view(self, model: str | None) -> tuple[Served, ThinkFormat | None]:
-        """``model`` as the backend serves it, and its think markers (the team's, or detected from
-        the model's chat template)."""
-        if (hit := self._views.get(model)) is None:
-            served = self.backend.for_model(model)
-            if served is None:
-                raise ConfigError(
-                    "model", f"no backend serves {model!r}", "serve it (a Router member, --role-model)"
-                )
-            hit = self._views[model] = (served, self._think(served, model))
-        return hit
+        """``model`` as the backend serves it, and its think markers."""
+        return self.voices.view(model)
 
-    def _think(self, served: Served, model: str | None) -> ThinkFormat | None:
-        think, found = self.team.think, served.think_format
-        if think == "none":
-            return None
-        if think == "auto":
-            return found
-        if found is not None and (found.open, found.close) != (think.open, think.close):
-            raise ConfigError(
-                "think",
-                f"{model or 'the default model'} marks thinking with {found.open} … {found.close}, "
-                f"but the team forces {think.open} … {think.close}",
-                "leave think auto: each model then keeps its own markers",
-            )
-        return think
+    def voice(self, agent: str, role: Role, kind: TurnKind) -> Voice:
+        """The speaker's :class:`~agentgraph.engine.voices.Voice` on this session's backend."""
+        return self.voices.voice(agent, role, kind)
 
     def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
         """Sampling and adapter of a speaker (the team resolves them once; they cannot change)."""
@@ -90,25 +82,22 @@ class Session:
     def request(
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> GenerationRequest:
-        sampling, adapter, model = self.team.speaker(agent, role, kind)
-        team = self.team
-        who = agent if kind in ("agent", "score") else None
+        return self._request(self.voice(agent, role, kind), agent, role, rnd, kind, peers)
+
+    def _request(
+        self, v: Voice, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
+    ) -> GenerationRequest:
+        r = rnd + self.round_offset
         return GenerationRequest(
-            messages=build_messages(
-                role, self.problem, peers, team.share_of(role), team.preset_of(who, role).system_prompt
-            ),
-            sampling=sampling,
-            adapter=adapter,
-            model=model,
+            messages=v.layout.messages(self.problem, peers),
+            sampling=v.sampling,
+            adapter=v.adapter,
+            model=v.model,
             meta=RequestMeta(
-                session=self.session,
-                agent=agent,
-                role=role.name,
-                round=rnd + self.round_offset,
-                kind=kind,
-                problem=self.problem,
+                session=self.session, agent=agent, role=role.name, round=r, kind=kind, problem=self.problem
             ),
-            request_id=self.request_id(rnd, agent, 1, 1),
+            # a fresh id per attempt (request_id): an aborted id is never reused inside the engine
+            request_id=f"{self.session}:r{r}:{agent}:{self.nonce}-p1a1",
         )
 
     def request_id(self, rnd: int, agent: str, phase: int, attempt: int) -> str:
@@ -121,7 +110,7 @@ class Session:
         cascade runs its stages. The stage's agents must be named apart from the other stages'."""
         c = Session(team, self.problem, self.backend, self.session, self.gold)
         c.turns, c.writer, c.t0, c.nonce = self.turns, self.writer, self.t0, self.nonce
-        c._views, c.round_offset = self._views, round_offset
+        c.round_offset = round_offset
         return c
 
     def resolve_models(self) -> None:
@@ -185,47 +174,58 @@ class Session:
         started = time.perf_counter() - self.t0
         if kind == "agent" and role.answer_format == "score":
             kind = "score"
-        sampling, adapter, model = self.team.speaker(agent, role, kind)
-        served, think = self.view(model)
-        base = {
-            "id": f"{self.session}:r{rnd + self.round_offset}:{agent}",
-            "session": self.session,
-            "agent": agent,
-            "role": role.name,
-            "round": rnd + self.round_offset,
-            "kind": kind,
-            "adapter": adapter.name if adapter else None,
-            "model": model,
-            "started_s": started,
-        }
-        try:
-            req, dropped = fit(
-                served,
-                lambda shown: self.request(agent, role, rnd, kind, shown),
-                peers,
-                reserve(sampling, rnd, think),
-                self.team.overflow == "truncate-peers",
-            )
-        except SessionOverflow as e:
-            self.record(Turn(**base, read=[p.turn_id for p in peers], error=f"SessionOverflow: {e}"))
-            raise
-        base["read"] = [p.turn_id for p in peers if p.turn_id not in dropped]
+        v = self.voice(agent, role, kind)
+        served, think = v.served, v.think
+        r = rnd + self.round_offset
+        tid = f"{self.session}:r{r}:{agent}"
+        dropped: list[str]
+        if served.max_context is None:  # nothing to measure: the request as it is
+            req, dropped = self._request(v, agent, role, rnd, kind, peers), []
+        else:
+            try:
+                req, dropped = fit(
+                    served,
+                    lambda shown: self._request(v, agent, role, rnd, kind, shown),
+                    peers,
+                    reserve(v.sampling, rnd, think),
+                    self.team.overflow == "truncate-peers",
+                )
+            except SessionOverflow as e:
+                self.record(
+                    Turn(
+                        **self._who(tid, agent, role, r, kind),
+                        **self._how(v, started),
+                        read=[p.turn_id for p in peers],
+                        error=f"SessionOverflow: {e}",
+                    )
+                )
+                raise
+        read = [p.turn_id for p in peers if not dropped or p.turn_id not in dropped]
         failures: list[str] = []
+        retry = self.team.retry
         try:
-            out = await generate_turn(
-                self.backend,
-                served,
-                req,
-                role,
-                rnd,
-                think,
-                self.team.retry,
-                failures,
-                lambda phase, attempt: self.request_id(rnd, agent, phase, attempt),
-            )
+            if think is None and retry.timeout_s is None:
+                c, attempts = await generate_plain(
+                    self.backend, req, retry, failures, lambda phase, n: self.request_id(rnd, agent, phase, n)
+                )
+                out: Completion | TurnOutput = c
+            else:
+                out = await generate_turn(
+                    self.backend,
+                    served,
+                    req,
+                    role,
+                    rnd,
+                    think,
+                    retry,
+                    failures,
+                    lambda phase, attempt: self.request_id(rnd, agent, phase, attempt),
+                )
         except (BackendError, TimeoutError) as e:
             turn = Turn(
-                **base,
+                **self._who(tid, agent, role, r, kind),
+                **self._how(v, started),
+                read=read,
                 dropped_peers=dropped,
                 error=f"{type(e).__name__}: {e}",
                 latency_s=time.perf_counter() - self.t0 - started,
@@ -238,32 +238,61 @@ class Session:
             if isinstance(e, RequestRejected):  # it would be refused again: this session stops here
                 raise SessionFailed(str(e)) from e
             return turn
-        final = out.text[out.thinking_chars :] if out.thinking_closed else ""
-        turn = Turn(
-            **base,
-            text=out.text,
-            answer=extract(final)
-            if role.answer_format == "boxed" or (role.answer_format == "step" and "\\boxed" in final)
-            else None,
-            score=parse_score(final, *role.score_range) if role.answer_format == "score" else None,
-            prompt_token_ids=out.prompt_token_ids,
-            completion_token_ids=out.token_ids,
-            prompt_tokens=out.prompt_tokens,
-            completion_tokens=out.completion_tokens,
-            requests=max(1, out.requests),
-            thinking_chars=out.thinking_chars,
-            thinking_closed=out.thinking_closed,
-            thinking_tokens=out.thinking_tokens,
-            forced_tokens=out.forced_tokens,
-            dropped_peers=dropped,
-            logprobs=out.logprobs,
-            finish_reason=out.finish_reason,
-            latency_s=out.latency_s,
-            attempts=max(1, out.attempts),
-            failed_attempts=failures,
+        text = out.text
+        if isinstance(out, TurnOutput):
+            chars, closed, think_tokens, forced = (
+                out.thinking_chars,
+                out.thinking_closed,
+                out.thinking_tokens,
+                out.forced_tokens,
+            )
+            requests, attempts = max(1, out.requests), max(1, out.attempts)
+        else:  # one request, no thinking
+            chars, closed, think_tokens, forced, requests = 0, True, 0, 0, 1
+        final = text[chars:] if closed else ""
+        fmt = v.answer_format
+        answer = extract(final) if fmt == "boxed" or (fmt == "step" and "\\boxed" in final) else None
+        # every field, in Turn's order: built without validating again (agentgraph.core.records)
+        turn = trusted(
+            Turn,
+            {
+                **self._who(tid, agent, role, r, kind),
+                "read": read,
+                "text": text,
+                "answer": answer,
+                "prompt_token_ids": list(out.prompt_token_ids),
+                "completion_token_ids": list(out.token_ids),
+                "prompt_tokens": out.prompt_tokens,
+                "completion_tokens": out.completion_tokens,
+                "requests": requests,
+                "thinking_chars": chars,
+                "thinking_closed": closed,
+                "thinking_tokens": think_tokens,
+                "forced_tokens": forced,
+                "dropped_peers": dropped,
+                "score": parse_score(final, *role.score_range) if fmt == "score" else None,
+                "logprobs": None if out.logprobs is None else list(out.logprobs),
+                "finish_reason": out.finish_reason,
+                "adapter": v.adapter.name if v.adapter else None,
+                "model": v.model,
+                "started_s": started,
+                "latency_s": out.latency_s,
+                "attempts": attempts,
+                "failed_attempts": failures,
+                "error": None,
+            },
         )
         self.record(turn)
         return turn
+
+    def _who(self, tid: str, agent: str, role: Role, r: int, kind: TurnKind) -> dict[str, Any]:
+        """A turn's leading fields, in ``Turn``'s order."""
+        s = self.session
+        return {"id": tid, "session": s, "agent": agent, "role": role.name, "round": r, "kind": kind}
+
+    @staticmethod
+    def _how(v: Voice, started: float) -> dict[str, Any]:
+        return {"adapter": v.adapter.name if v.adapter else None, "model": v.model, "started_s": started}
 
     def record(self, turn: Turn) -> None:
         self.turns.append(turn)
@@ -320,22 +349,27 @@ class Session:
     def result(self, decision: Decision, rounds_run: int, stopped_early: bool) -> SessionResult:
         total, by_agent, by_round, edges, by_model = account(self.turns)
         gold = self.gold
-        return SessionResult(
-            session=self.session,
-            problem=self.problem,
-            gold=gold,
-            answer=decision.answer,
-            correct=None if gold is None else is_correct(decision.answer, gold),
-            decision=decision,
-            rounds_run=rounds_run,
-            stopped_early=stopped_early,
-            usage=total,
-            usage_by_agent=by_agent,
-            usage_by_round=by_round,
-            usage_by_model=by_model,
-            tokens_by_edge=edges,
-            wall_s=time.perf_counter() - self.t0,
-            errors=sum(1 for t in self.turns if not t.ok),
-            failure=decision.note if decision.method in ("failed", "cancelled") else None,
-            turns=list(self.turns),
+        # every field in order, from values made here: not validated again (agentgraph.core.records)
+        return trusted(
+            SessionResult,
+            {
+                "type": "result",
+                "session": self.session,
+                "problem": self.problem,
+                "gold": gold,
+                "answer": decision.answer,
+                "correct": None if gold is None else is_correct(decision.answer, gold),
+                "decision": decision,
+                "rounds_run": rounds_run,
+                "stopped_early": stopped_early,
+                "usage": total,
+                "usage_by_agent": by_agent,
+                "usage_by_round": by_round,
+                "usage_by_model": by_model,
+                "tokens_by_edge": edges,
+                "wall_s": time.perf_counter() - self.t0,
+                "errors": sum(1 for t in self.turns if t.error is not None),
+                "failure": decision.note if decision.method in ("failed", "cancelled") else None,
+                "turns": list(self.turns),
+            },
         )

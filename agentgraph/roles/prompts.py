@@ -84,13 +84,49 @@ def _system(prompt: str) -> ChatMessage:
     return ChatMessage(role="system", content=prompt.strip())
 
 
+def _user(content: str) -> ChatMessage:
+    return ChatMessage(role="user", content=content)
+
+
+class Layout:
+    """A reader's prompt layout, resolved once per speaker (its card's texts stripped, templates
+    bound, the system message built): :meth:`messages` then only formats the peers. The scheduler
+    keeps one per speaker; :func:`build_messages` makes one per call."""
+
+    __slots__ = ("head", "limit", "own", "peer", "peer_header", "share", "summary", "system", "tail")
+
+    def __init__(self, role: Role, share: Share = "final", system: bool = True) -> None:
+        self.share = share
+        self.limit = role.peer_char_limit
+        self.peer_header = role.peer_header + "\n"
+        self.peer, self.own, self.summary = (
+            role.peer_template.format,
+            role.own_template.format,
+            role.summary_template.format,
+        )
+        self.system: ChatMessage | None = _system(role.system_prompt) if system else None
+        # without a system message (R1 distills), the role's system prompt heads the user turn
+        self.tail = role.instruction.strip()
+        self.head = "" if system else role.system_prompt.strip() + "\n\n"
+
+    def render(self, peer: PeerView) -> str:
+        how = peer.how
+        fmt = self.own if how == "own" else self.summary if how == "summary" else self.peer
+        text = cap(shown(peer, self.share), self.limit)
+        return fmt(agent=peer.agent, role=peer.role, round=peer.round, text=text)
+
+    def messages(self, problem: str, peers: Sequence[PeerView]) -> tuple[ChatMessage, ...]:
+        text = f"{self.head}Problem:\n{problem.strip()}\n\n"
+        if peers:
+            text += self.peer_header + "\n\n".join([self.render(p) for p in peers]) + "\n\n"
+        if self.system is None:
+            return (_user(text + self.tail),)
+        return (self.system, _user(text + self.tail))
+
+
 def build_messages(
     role: Role, problem: str, peers: Sequence[PeerView], share: Share = "final", system: bool = True
 ) -> tuple[ChatMessage, ...]:
-    head = f"Problem:\n{problem.strip()}\n\n"
-    if peers:
-        head += role.peer_header + "\n" + "\n\n".join([render_peer(role, p, share) for p in peers]) + "\n\n"
-    if not system:
-        user = f"{role.system_prompt.strip()}\n\n{head}{role.instruction.strip()}"
-        return (ChatMessage(role="user", content=user),)
-    return (_system(role.system_prompt), ChatMessage(role="user", content=head + role.instruction.strip()))
+    """The chat messages of a turn of ``role`` on ``problem`` that reads ``peers`` (see the module
+    docstring for the layout)."""
+    return Layout(role, share, system).messages(problem, peers)
