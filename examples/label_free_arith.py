@@ -10,12 +10,15 @@ the rollback guard) and test problems (only reported) have gold in both arms.
     python examples/label_free_arith.py --seeds 0,1 --steps 15 --json
 
 Each run's summary is kept in ``OUT-REWARD-SEED/summary.json``; a run whose summary exists is read,
-not run again, so an interrupted comparison continues where it stopped.
+not run again, so an interrupted comparison continues where it stopped. ``--consensus-min-share S``
+labels only problems whose plurality has at least S of the G votes; its consensus runs go to
+``OUT-consensus-minS-SEED`` and the gold runs of the same OUT are reused.
 
-With ``--json`` the last line is one JSON object: ``rows`` (per arm: ``reward``, ``test_before``,
-``test_final``, ``gain``, ``test_final_ci95`` over every seed's test problems, ``label_accuracy``
-(mean over steps and seeds; consensus only), ``labelled``, ``seeds``), ``gain_ratio`` (consensus
-gain / gold gain), ``target_met`` (gain_ratio ≥ 0.5), ``runs`` (every run's summary) and ``plot``.
+With ``--json`` the last line is one JSON object: ``consensus_min_share``, ``rows`` (per arm:
+``reward``, ``test_before``, ``test_final``, ``gain``, ``test_final_ci95`` over every seed's test
+problems, ``label_accuracy`` (mean over steps and seeds; consensus only), ``labelled``,
+``seeds``), ``gain_ratio`` (consensus gain / gold gain), ``target_met`` (gain_ratio ≥ 0.5),
+``runs`` (every run's summary) and ``plot``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ REWARDS = ("gold", "consensus")
 
 
 def one_run(args: argparse.Namespace, reward: str, seed: int) -> dict[str, Any]:
-    out = Path(f"{args.out}-{reward}-{seed}")
+    share = args.consensus_min_share if reward == "consensus" else 0.0
+    # a thresholded consensus arm is a run of its own; the gold arm is the same run whatever it is
+    out = Path(f"{args.out}-{reward}{f'-min{share:g}' if share else ''}-{seed}")
     saved = out / "summary.json"
     if saved.is_file():
         summary: dict[str, Any] = json.loads(saved.read_text())
@@ -46,6 +51,8 @@ def one_run(args: argparse.Namespace, reward: str, seed: int) -> dict[str, Any]:
         "--lr", str(args.lr), "--eval-every", str(args.eval_every), "--heldout", str(args.heldout),
         "--test", str(args.test), "--reward", reward, "--seed", str(seed), "--out", str(out), "--json",
     ]  # fmt: skip
+    if share:
+        argv += ["--consensus-min-share", str(share)]
     summary = train_roles_arith.main(argv)
     saved.write_text(json.dumps(summary))
     return summary
@@ -140,7 +147,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--heldout", type=int, default=100, help="held-out problems (with gold; drive the guard)")
     ap.add_argument("--test", type=int, default=200, help="test problems (with gold; only reported)")
-    ap.add_argument("--out", default="runs/labelfree", help="runs go to OUT-REWARD-SEED")
+    ap.add_argument(
+        "--consensus-min-share",
+        type=float,
+        default=0.0,
+        help="the consensus arm's label threshold (RoleGRPOConfig.consensus_min_share); 0: any plurality",
+    )
+    ap.add_argument("--out", default="runs/labelfree", help="runs go to OUT-REWARD[-minSHARE]-SEED")
     ap.add_argument("--plot", type=Path, default=Path("docs/img/label_free_arith.png"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -155,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ratio = consensus["gain"] / gold["gain"] if gold["gain"] > 0 else None
     plot(runs, args.plot)
     result = {
+        "consensus_min_share": args.consensus_min_share,
         "rows": rows,
         "gain_ratio": ratio,
         "target_met": ratio is not None and ratio >= 0.5,

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 import agentgraph as ag
 from agentgraph.backends import VLLM
 from agentgraph.core.answers import is_correct
+from agentgraph.core.errors import from_validation
 from agentgraph.eval.datasets import Problem
 from agentgraph.graph.generators import chain
 from agentgraph.roles.book import Role, RoleBook
@@ -154,6 +156,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         guard=args.guard,
         beta=args.beta,
         reward=args.reward,
+        consensus_min_share=args.consensus_min_share,
         shared_policy=args.shared_policy,
     )
     started = time.perf_counter()
@@ -229,6 +232,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         default="gold",
         help="gold | consensus (training problems then carry no answer) | module:function",
     )
+    ap.add_argument(
+        "--consensus-min-share",
+        type=float,
+        default=0.0,
+        help="consensus: the share of a problem's votes its label needs (below: no signal)",
+    )
     ap.add_argument("--shared-policy", action="store_true", help="one adapter for both roles")
     ap.add_argument("--beta", type=float, default=0.0, help="k3 KL coefficient to the base model")
     ap.add_argument(
@@ -246,6 +255,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             plot_long_run(summary, args.plot)
     except ag.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValidationError as e:  # the trainer config refused a flag's value
+        print(f"error: {from_validation(e, '', 'see --help')}", file=sys.stderr)
         raise SystemExit(2) from None
     if args.json:
         print(json.dumps(summary))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 import agentgraph as ag
 from agentgraph.backends import Scripted, ScriptedCall
@@ -17,10 +18,10 @@ from agentgraph.core.errors import ConfigError
 from agentgraph.engine.transcript import SessionResult
 from agentgraph.eval.datasets import Problem, arith, ledger, load_dataset
 from agentgraph.graph.generators import chain, full
-from agentgraph.train import RoleGRPOConfig, RoleGRPOTrainer
+from agentgraph.train import GraphGRPOConfig, RoleGRPOConfig, RoleGRPOTrainer
 from agentgraph.train.adapters import Publisher, load_adapters
 from agentgraph.train.credit import advantages
-from agentgraph.train.rewards import RewardError, called, plurality, turn_rewards_of
+from agentgraph.train.rewards import RewardError, called, group_session_rewards, plurality, turn_rewards_of
 from examples.train_roles_arith import additions, make_team
 from tests.test_train_roles import adder
 
@@ -78,6 +79,24 @@ async def test_consensus_rewards_a_known_majority_exactly_and_ties_not_at_all() 
     )
     assert [list(r.values()) for r in per_gold[12:16]] == [[0.0], [0.0], [1.0], [0.0]]
     assert gold_labels.accuracy is None
+
+
+async def test_a_consensus_threshold_labels_only_pluralities_with_that_share() -> None:
+    results, problem_of = await sessions()
+    config = RoleGRPOConfig(train_roles=("solver",), alpha=1.0, reward="consensus", consensus_min_share=0.6)
+    per_session, lab = turn_rewards_of(results, problem_of, config, None)
+    # problem 0's 5 has 3 of 4 votes (0.75): kept; problem 3's 9 has 2 of 4 (0.5): no signal now
+    assert lab.label == {0: "5", 1: None, 2: None, 3: None}
+    assert [list(r.values()) for r in per_session[0:4]] == [[1.0], [1.0], [1.0], [0.0]]
+    assert per_session[12:16] == [{}, {}, {}, {}]
+    assert lab.labelled == 0.25 and lab.accuracy == 1.0 and lab.agreement == 0.75
+    # graph GRPO reads the same threshold from its own config
+    rewards, glab = group_session_rewards(results[12:16], "consensus", None, 0.0, min_share=0.6)
+    assert rewards == [0.0] * 4 and glab.label == {0: None}
+    with pytest.raises(ValidationError, match="consensus_min_share"):
+        RoleGRPOConfig(consensus_min_share=0.5)  # gold rewards have no consensus to threshold
+    with pytest.raises(ValidationError, match="consensus_min_share"):
+        GraphGRPOConfig(reward="gold", consensus_min_share=0.5)
 
 
 async def test_consensus_needs_no_gold_and_reports_no_label_accuracy_without_it() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import agentgraph as ag
 from agentgraph.backends import Scripted, ScriptedCall, create
 from agentgraph.core.errors import BackendError
+from agentgraph.engine.gc_hold import HOLD
 from agentgraph.graph.generators import chain, full, star, tree
 from agentgraph.protocol.inter_round import Partial
 from agentgraph.roles.book import RoleBook
@@ -254,3 +256,38 @@ async def test_partial_by_verifier_keeps_what_the_verifier_endorses() -> None:
     assert sorted(x.split(":")[-1] for x in a1.read) == ["a0", "a1"]
     a2 = next(t for t in r.turns if t.agent == "a2" and t.round == 1)
     assert sorted(x.split(":")[-1] for x in a2.read) == ["a0", "a2"]
+
+
+async def test_a_run_holds_full_gc_passes_back_and_restores_the_thresholds() -> None:
+    before = gc.get_threshold()
+    during: list[int] = []
+
+    async def slow(call: ScriptedCall) -> str:
+        during.append(gc.get_threshold()[2])
+        await asyncio.sleep(0.01)
+        return "\\boxed{1}"
+
+    team = ag.Team(full(2), rounds=1)
+    # two runs in flight at once: the trigger stays raised until the second ends
+    await asyncio.gather(
+        ag.solve_many(team, ["1 + 0?", "0 + 1?"], Scripted(default=slow)),
+        ag.solve_many(team, ["2 - 1?", "1 * 1?", "1 / 1?"], Scripted(default=slow)),
+    )
+    assert len(during) == 10 and min(during) >= HOLD
+    assert gc.get_threshold() == before
+
+    def broken(call: ScriptedCall) -> str:
+        raise RuntimeError("agent bug")
+
+    failing = ag.Team(full(2), rounds=1, on_error="raise")
+    with pytest.raises(BackendError):
+        await ag.solve_many(failing, ["1 + 0?", "0 + 1?"], Scripted(default=broken))
+    assert gc.get_threshold() == before
+    # a user's own higher trigger is kept during the run and after it
+    gc.set_threshold(before[0], before[1], 5 * HOLD)
+    try:
+        during.clear()
+        await ag.solve_many(team, ["1 + 0?", "0 + 1?"], Scripted(default=slow))
+        assert set(during) == {5 * HOLD} and gc.get_threshold()[2] == 5 * HOLD
+    finally:
+        gc.set_threshold(*before)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from agentgraph.backends.base import Backend
 from agentgraph.core.errors import ConfigError
+from agentgraph.engine.gc_hold import held
 from agentgraph.engine.session import Session
 from agentgraph.engine.transcript import SessionResult, TranscriptWriter
 from agentgraph.engine.voices import Voices
@@ -58,10 +59,18 @@ def prepare(
 async def run(
     sessions: Sequence[Session], *, writer: TranscriptWriter | None = None, progress: bool = False
 ) -> list[SessionResult]:
-    """Every session at once; results in the order of ``sessions``."""
+    """Every session at once; results in the order of ``sessions``. While they run, full passes of
+    the cyclic GC are held back (:mod:`agentgraph.engine.gc_hold`)."""
+    if len(sessions) == 1 and not progress:
+        return [await sessions[0].run(writer)]
+    with held():
+        return await _gather(sessions, writer, progress)
+
+
+async def _gather(
+    sessions: Sequence[Session], writer: TranscriptWriter | None, progress: bool
+) -> list[SessionResult]:
     if not progress:  # no per-session wrapper: one coroutine frame less per session
-        if len(sessions) == 1:
-            return [await sessions[0].run(writer)]
         return list(await asyncio.gather(*(s.run(writer) for s in sessions)))
     from tqdm.auto import tqdm
 

@@ -37,9 +37,16 @@ class PeerView(NamedTuple):
     answer: str | None
 
 
+_tuple_new = tuple.__new__
+
+
 def view(turn: Turn, how: str) -> PeerView:
     """What a reader may be shown of ``turn``, and how it got there (spatial, temporal, own, summary)."""
-    return PeerView(turn.id, turn.agent, turn.role, turn.round, turn.text, how, turn.final, turn.answer)
+    # built as the tuple it is (a NamedTuple's own __new__ is a Python call), its final part inline:
+    # a debate round makes one view per reader and peer
+    text = turn.text
+    final = text[turn.thinking_chars :] if turn.thinking_closed else ""
+    return _tuple_new(PeerView, (turn.id, turn.agent, turn.role, turn.round, text, how, final, turn.answer))
 
 
 def shown(peer: PeerView, share: Share) -> str:

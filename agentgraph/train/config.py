@@ -8,7 +8,7 @@ follow TRL where the two overlap (``learning_rate``, ``beta``, ``epsilon``, ``lo
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -31,6 +31,10 @@ REWARD_HELP = (
 
 
 BUILT_IN_REWARDS = ("gold", "consensus")
+MIN_SHARE_HELP = (
+    "consensus only: the share of a problem's rollouts its plurality answer needs to become the "
+    "pseudo-label; a problem below it gives no signal, like a tie (0: any unique plurality, TTRL)"
+)
 
 
 def check_reward(spec: str) -> str:
@@ -43,6 +47,16 @@ def check_reward(spec: str) -> str:
 
 
 Reward = Annotated[str, AfterValidator(check_reward)]
+
+
+def check_min_share(reward: str, min_share: float) -> None:
+    """A consensus threshold is refused for a reward that has no consensus (it would be ignored)."""
+    if min_share and reward != "consensus":
+        raise ConfigError(
+            "consensus_min_share",
+            f"a threshold for consensus labels, but the reward is {reward!r}",
+            "use reward=consensus, or drop consensus_min_share",
+        )
 
 
 class GraphGRPOConfig(BaseModel):
@@ -61,6 +75,11 @@ class GraphGRPOConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="after")
+    def _min_share_needs_consensus(self) -> Self:
+        check_min_share(self.reward, self.consensus_min_share)
+        return self
+
     # rollout
     group_size: int = Field(8, ge=2, description="graphs sampled per problem (G)")
     problems_per_step: int = Field(4, ge=1, description="problems per optimizer step")
@@ -70,6 +89,7 @@ class GraphGRPOConfig(BaseModel):
     fixed_agents: tuple[str, ...] = Field((), description="agents never dropped (e.g. a decision node)")
     # reward and credit
     reward: Reward = Field("gold", description=REWARD_HELP)
+    consensus_min_share: float = Field(0.0, ge=0, le=1, description=MIN_SHARE_HELP)
     token_cost: float = Field(0.0, ge=0, description="λ: reward −= λ · tokens / 1000")
     baseline: Literal["group", "none"] = Field(
         "group", description="group: (r − mean) / (std + eps) per problem; none: GPTSwarm's plain REINFORCE"
@@ -140,6 +160,11 @@ class RoleGRPOConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="after")
+    def _min_share_needs_consensus(self) -> Self:
+        check_min_share(self.reward, self.consensus_min_share)
+        return self
+
     # rollout
     train_roles: tuple[str, ...] = Field(("solver",), min_length=1, description="roles that get an adapter")
     group_size: int = Field(4, ge=2, description="sessions per problem (G)")
@@ -150,6 +175,7 @@ class RoleGRPOConfig(BaseModel):
     max_completion_length: int = Field(32, ge=1, description="new tokens per turn in rollouts")
     # reward and credit
     reward: Reward = Field("gold", description=REWARD_HELP)
+    consensus_min_share: float = Field(0.0, ge=0, le=1, description=MIN_SHARE_HELP)
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the team outcome in a turn's reward")
     format_reward: float = Field(0.0, ge=0, description="added when the turn's answer parses")
     scale_rewards: ScaleRewards = Field(

@@ -218,7 +218,9 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         labels = []
         for i, group in enumerate(draws):
             rs = results[i * c.group_size : (i + 1) * c.group_size]
-            rewards, lab = reward_specs.group_session_rewards(rs, c.reward, self.reward_fn, c.token_cost)
+            rewards, lab = reward_specs.group_session_rewards(
+                rs, c.reward, self.reward_fn, c.token_cost, c.consensus_min_share
+            )
             labels.append(lab)
             rewards_all += rewards
             adv = advantages(rewards, eps=c.eps) if c.baseline == "group" else rewards

@@ -12,6 +12,9 @@
   with gold, against the pseudo-label; training problems need no gold. Where gold exists, the step
   log reports how often the pseudo-label was right (``label_accuracy``), the share of problems that
   got one (``labelled``) and the mean share of votes behind it (``agreement``).
+  ``consensus_min_share`` (default 0) also leaves out a problem whose plurality has fewer than that
+  share of its rollouts behind it: a plurality of 2 in 8 is mostly noise when the policy is right
+  a quarter of the time (see docs/benchmarks.md, "Label-free role GRPO").
 - ``"module:function"``: ``function(result: SessionResult)`` returns a float for the session, or a
   mapping turn id → float for some of its turns (verifiable rewards that are not answer matching: a
   test passed, a format kept). Role training gives every trainable turn of the session the float,
@@ -94,8 +97,11 @@ class Labels:
     accuracy: float | None  # labels equal to gold, over labelled problems with gold (None: no gold)
 
 
-def labels(results: Sequence[SessionResult], problem_of: Sequence[int], reward: str) -> Labels:
-    """The label each problem's sessions are rewarded against (gold, or their consensus)."""
+def labels(
+    results: Sequence[SessionResult], problem_of: Sequence[int], reward: str, min_share: float = 0.0
+) -> Labels:
+    """The label each problem's sessions are rewarded against (gold, or their consensus: a unique
+    plurality with at least ``min_share`` of the votes)."""
     by_problem: dict[int, list[SessionResult]] = {}
     for k, r in enumerate(results):
         by_problem.setdefault(problem_of[k], []).append(r)
@@ -106,6 +112,8 @@ def labels(results: Sequence[SessionResult], problem_of: Sequence[int], reward: 
     right: list[bool] = []
     for i, rs in by_problem.items():
         voted = plurality([r.answer for r in rs])
+        if voted and voted[1] < min_share:
+            voted = None
         label[i] = voted[0] if voted else None
         if voted:
             shares.append(voted[1])
@@ -165,7 +173,7 @@ def turn_rewards_of(
 ) -> tuple[list[dict[str, float]], Labels]:
     """Turn id → reward for each session's trainable turns (role GRPO), under ``config.reward``;
     also the step's labels. A session whose problem got no consensus label gets no rewards."""
-    lab = labels(results, problem_of, config.reward)
+    lab = labels(results, problem_of, config.reward, config.consensus_min_share)
     out: list[dict[str, float]] = []
     for k, r in enumerate(results):
         if config.reward == "consensus":
@@ -187,11 +195,15 @@ def turn_rewards_of(
 
 
 def group_session_rewards(
-    results: Sequence[SessionResult], reward: str, fn: RewardFn | None, token_cost: float
+    results: Sequence[SessionResult],
+    reward: str,
+    fn: RewardFn | None,
+    token_cost: float,
+    min_share: float = 0.0,
 ) -> tuple[list[float], Labels]:
     """The rewards of one problem's sessions (graph GRPO), under ``reward``; a group without a
     consensus label gets equal rewards (no signal)."""
-    lab = labels(results, [0] * len(results), reward)
+    lab = labels(results, [0] * len(results), reward, min_share)
     label = lab.label.get(0)
     if reward == "consensus":
         if label is None:
