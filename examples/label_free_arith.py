@@ -87,7 +87,11 @@ def rows_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def plot(runs: list[dict[str, Any]], path: Path) -> None:
+def arm(reward: str, min_share: float) -> str:
+    return f"{reward} (share ≥ {min_share:g})" if reward == "consensus" and min_share else reward
+
+
+def plot(runs: list[dict[str, Any]], path: Path, min_share: float = 0.0) -> None:
     from agentgraph.core.plotting import pyplot
 
     plt = pyplot()
@@ -99,7 +103,8 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         pts = r["test_curve"]
         ax.plot(
             [s for s, _ in pts], [a for _, a in pts], marker="o", color=colors[r["reward"]],
-            ls=styles[seeds.index(r["seed"]) % len(styles)], label=f"{r['reward']}, seed {r['seed']}",
+            ls=styles[seeds.index(r["seed"]) % len(styles)],
+            label=f"{arm(r['reward'], min_share)}, seed {r['seed']}",
         )  # fmt: skip
     # Per-step label accuracy is over 2 problems, so one seed's line is 0/0.5/1 noise; the mean over
     # seeds (steps without any label left out) is what shows whether consensus labels are any good.
@@ -125,7 +130,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
             )
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy (200 problems, greedy)")
-    ax.set_title("role GRPO on a + b: gold vs consensus rewards", fontsize=9)
+    ax.set_title(f"role GRPO on a + b: gold vs {arm('consensus', min_share)} rewards", fontsize=9)
     ax.legend(fontsize=7)
     bx.set_xlabel("step")
     bx.set_ylim(-0.05, 1.05)
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = rows_of(runs)
     gold, consensus = rows
     ratio = consensus["gain"] / gold["gain"] if gold["gain"] > 0 else None
-    plot(runs, args.plot)
+    plot(runs, args.plot, args.consensus_min_share)
     result = {
         "consensus_min_share": args.consensus_min_share,
         "rows": rows,
