@@ -68,23 +68,6 @@ def cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
-def render_peer(reader: Role, peer: PeerView, share: Share = "final") -> str:
-    how = peer.how
-    template = (
-        reader.own_template
-        if how == "own"
-        else reader.summary_template
-        if how == "summary"
-        else reader.peer_template
-    )
-    return template.format(
-        agent=peer.agent,
-        role=peer.role,
-        round=peer.round,
-        text=cap(shown(peer, share), reader.peer_char_limit),
-    )
-
-
 @lru_cache(maxsize=1024)
 def _system(prompt: str) -> ChatMessage:
     # every turn of a role starts with the same (immutable) system message: build it once
