@@ -44,28 +44,42 @@ async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]],
     """Await ``fn()`` under ``policy``; append a line per failed attempt to ``failures``.
     Raises the last error when every attempt failed or the error is permanent."""
 
-    async def attempt() -> T:
-        try:
-            if policy.timeout_s is None:
-                return await fn()
-            return await asyncio.wait_for(fn(), policy.timeout_s)
-        except (BackendError, TimeoutError) as e:
-            failures.append(f"{type(e).__name__}: {e}")
-            raise
+    async def once() -> T:
+        if policy.timeout_s is None:
+            return await fn()
+        return await asyncio.wait_for(fn(), policy.timeout_s)
 
     # the first attempt runs outside tenacity: most requests succeed, and tenacity's per-call set-up
     # costs more than the scheduler's whole turn on a fast backend (bench/scheduler.py)
     try:
-        return await attempt()
+        return await once()
     except (BackendError, TimeoutError) as e:
-        if policy.attempts == 1 or not is_transient(e):
+        if not first_failed(policy, e, failures):
             raise
-    return await retry_after_first(policy, attempt)
+    return await retry_after_first(policy, once, failures)
 
 
-async def retry_after_first(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]]) -> T:
-    """The attempts after a first one that failed transiently: backoff, then up to
-    ``policy.attempts − 1`` more calls of ``attempt`` (which records its own failures)."""
+def _line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def first_failed(policy: RetryPolicy, e: BaseException, failures: list[str]) -> bool:
+    """Record a first attempt's failure ``e``; whether the policy retries it."""
+    failures.append(_line(e))
+    return policy.attempts > 1 and is_transient(e)
+
+
+async def retry_after_first(policy: RetryPolicy, fn: Callable[[], Awaitable[T]], failures: list[str]) -> T:
+    """The attempts after a first one that failed transiently (see :func:`first_failed`): backoff,
+    then up to ``policy.attempts − 1`` more calls of ``fn``, each failure appended to ``failures``."""
+
+    async def attempt() -> T:
+        try:
+            return await fn()
+        except (BackendError, TimeoutError) as e:
+            failures.append(_line(e))
+            raise
+
     await asyncio.sleep(policy.initial_s + random.uniform(0, policy.jitter_s))
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts - 1),

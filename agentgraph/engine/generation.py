@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from agentgraph.backends.base import Backend, Completion, GenerationRequest, Served
 from agentgraph.core.errors import BackendError, RequestRejected, SessionOverflow
-from agentgraph.core.retry import RetryPolicy, call_with_retries, is_transient, retry_after_first
+from agentgraph.core.retry import RetryPolicy, call_with_retries, first_failed, retry_after_first
 from agentgraph.core.sampling import Sampling, SamplingOverrides
 from agentgraph.core.thinking import ThinkFormat, budget_for, conclusion, split
 from agentgraph.roles.book import Role
@@ -200,21 +200,16 @@ async def generate_plain(
     try:
         return await backend.generate(req), 1
     except (BackendError, TimeoutError) as e:
-        failures.append(f"{type(e).__name__}: {e}")
-        if retry.attempts == 1 or not is_transient(e):
+        if not first_failed(retry, e, failures):
             raise
     tries = 1
 
     async def again() -> Completion:
         nonlocal tries
         tries += 1
-        try:
-            return await backend.generate(dataclasses.replace(req, request_id=request_id(1, tries)))
-        except (BackendError, TimeoutError) as e:
-            failures.append(f"{type(e).__name__}: {e}")
-            raise
+        return await backend.generate(dataclasses.replace(req, request_id=request_id(1, tries)))
 
-    return await retry_after_first(retry, again), tries
+    return await retry_after_first(retry, again, failures), tries
 
 
 def _prompt_ids(backend: Served, req: GenerationRequest) -> list[int]:
