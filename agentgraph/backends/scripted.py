@@ -175,8 +175,7 @@ class Scripted:
     async def generate(self, request: GenerationRequest) -> Completion:
         start = time.perf_counter()
         meta = request.meta
-        if request.model is not None and request.model != self.model:
-            check_model(self, request, (self.model,))
+        check_model(self, request, (self.model,))
         prompt_ids = self.prompt_ids(request)
         # as an engine does: the prompt it would serve, over the context, is refused
         if self.max_context is not None and len(prompt_ids) + 1 > self.max_context:

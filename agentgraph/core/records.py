@@ -4,7 +4,7 @@ Pydantic validates what crosses a boundary: configs, requests from clients, tran
 A :class:`~agentgraph.core.messages.Turn`, :class:`~agentgraph.core.messages.Usage` or session
 result that the scheduler assembles from values it computed (typed end to end under ``mypy
 --strict``) gains nothing from a second check, and validating one was the largest single cost of a
-turn on a fast backend: ``Turn(**fields)`` 9.5 µs against 1.5 µs here, with pydantic 2.14 on the
+turn on a fast backend: ``Turn(**fields)`` 9.7 µs against 2.5 µs here, with pydantic 2.14 on the
 2-core box (``bench/scheduler.py``). Pydantic's own ``model_construct`` is slower than validating
 (a Python loop over every field), hence this.
 

@@ -96,8 +96,7 @@ class Session:
             meta=RequestMeta(
                 session=self.session, agent=agent, role=role.name, round=r, kind=kind, problem=self.problem
             ),
-            # a fresh id per attempt (request_id): an aborted id is never reused inside the engine
-            request_id=f"{self.session}:r{r}:{agent}:{self.nonce}-p1a1",
+            request_id=self.request_id(rnd, agent, 1, 1),
         )
 
     def request_id(self, rnd: int, agent: str, phase: int, attempt: int) -> str:
