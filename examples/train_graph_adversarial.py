@@ -130,7 +130,8 @@ def only(base: ag.Topology, keep: Callable[[tuple[str, str, str]], bool]) -> ag.
 async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     base = base_topology(args.k, args.adversaries)
     # enough training problems for the steps, the selection and its held-out pick, each drawn apart
-    n_train = max(args.iterations * args.problems_per_step, args.select + args.holdout + 1)
+    holdout = 3 * args.select if args.holdout is None else args.holdout  # the config's own default
+    n_train = max(args.iterations * args.problems_per_step, args.select + holdout + 1)
     train, gold = make_problems(n_train, seed, "train")
     evals, gold_eval = make_problems(args.eval_problems, seed + 10_000, "eval")
     gold.update(gold_eval)
@@ -148,8 +149,10 @@ async def one_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
         fixed_agents=("decision",),
         entropy_coef=args.entropy,
         explore=args.explore,
+        credit=args.credit,
         select_problems=args.select,
         select_holdout=args.holdout,
+        select_se=args.select_se,
     )
     trainer = GraphGRPOTrainer(base, train, backend, cfg, make_team=team)
     pruned = await trainer.train()
@@ -293,11 +296,24 @@ def main(argv: list[str] | None = None) -> int:
         "--holdout",
         type=int,
         default=d.select_holdout,
-        help="judge the selection's finalists on this many further problems (0: the search's pick)",
+        help="judge the selection's finalists on this many further problems (0: the search's pick; "
+        "default: 3 × --select)",
+    )
+    ap.add_argument(
+        "--select-se",
+        type=float,
+        default=d.select_se,
+        help="an edge must change the selection reward by this many standard errors to count",
     )
     ap.add_argument("--entropy", type=float, default=0.0, help="entropy bonus on the keep-probabilities")
     ap.add_argument(
         "--explore", type=float, default=d.explore, help="ε: edges sampled with ε + (1 − 2ε)·p while learning"
+    )
+    ap.add_argument(
+        "--credit",
+        choices=["session", "leave-one-out"],
+        default=d.credit,
+        help="edge credit: the graph's outcome, or the difference reward of the agent the edge changes",
     )
     ap.add_argument(
         "--settings",

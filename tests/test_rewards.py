@@ -99,6 +99,18 @@ async def test_a_consensus_threshold_labels_only_pluralities_with_that_share() -
         GraphGRPOConfig(reward="gold", consensus_min_share=0.5)
 
 
+async def test_a_counterfactual_session_is_valued_against_its_groups_consensus() -> None:
+    from agentgraph.train.rewards import labelled_value
+
+    results, _ = await sessions()
+    # problem 3's group (gold 4) votes 9: the session that said 4 is wrong under consensus, right under gold
+    said_4 = results[14]
+    assert labelled_value(said_4, "9", "consensus", None, 0.0) == 0.0
+    assert labelled_value(said_4, None, "gold", None, 0.0) == 1.0
+    assert labelled_value(results[12], "9", "consensus", None, 0.0) == 1.0
+    assert labelled_value(results[12], None, "consensus", None, 0.0) == 0.0  # no label, no signal
+
+
 async def test_consensus_needs_no_gold_and_reports_no_label_accuracy_without_it() -> None:
     results, problem_of = await sessions(gold=False)
     config = RoleGRPOConfig(train_roles=("solver",), alpha=1.0, reward="consensus")

@@ -232,6 +232,14 @@ def test_a_held_out_pick_needs_problems_left_over() -> None:
         persuadable_trainer({}, select_holdout=100.0, select_problems=0.0)
 
 
+def test_the_held_out_pick_by_default_takes_what_the_training_set_has_left() -> None:
+    assert persuadable_trainer({}).holdout_n == 200  # 400 problems, 200 to the search
+    assert persuadable_trainer({}, select_problems=50.0).holdout_n == 150  # at most 3x the search's
+    assert persuadable_trainer({}, select_problems=400.0).holdout_n == 0  # nothing left: no pick
+    assert persuadable_trainer({}, select_problems=0.0).holdout_n == 0  # no search: nothing to pick
+    assert persuadable_trainer({}, select_holdout=0.0).holdout_n == 0  # asked for none
+
+
 def test_rollback_guard_restores_the_best_adapters() -> None:
     from agentgraph.train.guard import Rollback
 
@@ -284,3 +292,80 @@ async def test_graph_grpo_trains_a_mixed_team_unchanged(tmp_path: Path) -> None:
     pruned = await t.train()
     assert seen and {r.meta.agent for r in seen} == {"a2"}  # the second model served only its agent
     assert pruned.nodes["a2"]["model"] == "second"  # the trained graph keeps who runs on what
+
+
+def persuasion_trainer(credit: str) -> GraphGRPOTrainer:
+    """Root ``d`` is right when two of its inputs are: ``t`` always is, ``c`` is unless it reads the
+    adversary ``x``, and ``v`` (also reachable from ``x``) has its vote cut beyond doubt."""
+    from agentgraph.backends import ScriptedCall
+    from agentgraph.eval.datasets import Problem
+
+    def agent(call: ScriptedCall) -> str:
+        seen = call.request.messages[-1].content
+        if call.agent == "d":
+            return "\\boxed{1}" if seen.count("\\boxed{1}") >= 2 else "\\boxed{0}"
+        if call.agent == "x":
+            return "\\boxed{0}"
+        return "\\boxed{0}" if call.agent in "cv" and "\\boxed{0}" in seen else "\\boxed{1}"
+
+    base = ag.Topology()
+    base.add_agent("d", root=True)
+    for a in "xtcv":
+        base.add_agent(a)
+    fixed = {("t", "d"): 20.0, ("c", "d"): 20.0, ("v", "d"): -20.0, ("x", "c"): 0.0, ("x", "v"): 0.0}
+    for (u, v), logit in fixed.items():
+        base.add_spatial(u, v, logit=logit)
+    problems = [Problem(id=f"p{i}", question=f"question {i}", answer="1") for i in range(8)]
+    config = GraphGRPOConfig(group_size=8, problems_per_step=2, credit=credit, select_problems=0, seed=1)
+    t = GraphGRPOTrainer(
+        base, problems, Scripted(default=agent), config, make_team=lambda g: ag.Team(g, rounds=1)
+    )
+    with torch.no_grad():
+        t.logits.copy_(torch.tensor([fixed[(u, v)] for u, v, _ in t.edges]))
+    return t
+
+
+async def test_leave_one_out_credits_an_edge_with_the_difference_its_head_makes() -> None:
+    moved: dict[str, dict[str, float]] = {}
+    for credit in ("session", "leave-one-out"):
+        t = persuasion_trainer(credit)
+        before = t.logits.detach().clone()
+        for _ in range(3):
+            await t.train_step()
+        moved[credit] = {
+            f"{u}->{v}": float(d) for (u, v, _), d in zip(t.edges, t.logits.detach() - before, strict=True)
+        }
+    # x -> c makes c wrong and the root with it: both credits cut it
+    assert moved["session"]["x->c"] < 0 and moved["leave-one-out"]["x->c"] < 0
+    # x -> v changes a vote nobody counts: v makes no difference, so leave-one-out gives it exactly no
+    # gradient, while the graph's outcome (driven by x -> c) lends it whatever its draws correlate with
+    assert moved["leave-one-out"]["x->v"] == 0.0
+    assert moved["session"]["x->v"] != 0.0
+
+
+async def test_leave_one_out_runs_each_graph_again_without_each_credited_agent() -> None:
+    t = persuasion_trainer("leave-one-out")
+    assert t.left_out == ["c", "t", "v"]  # edges into the root credit their tails; the root is never left out
+    batch, draws = t.draw_batch()
+    without = await t.run_counterfactuals(batch, draws)
+    assert [len(g) for g in without] == [8, 8]
+    w = without[0][0]
+    assert sorted(w) == ["c", "t", "v"] and all(r.session == "step0-p0-g0" for r in w.values())
+    assert all(v not in {turn.agent for turn in r.turns} for v, r in w.items())
+    with pytest.raises(ValueError, match="counterfactual"):
+        t.update(draws, await t.run_batch(batch, draws))
+
+
+def test_selection_also_starts_from_stars_of_the_most_probable_voters() -> None:
+    # the learner leaves truthful -> truthful edges above the decision edge of t2; no nested graph is
+    # the independent-voters graph, a star of the root is
+    t = persuadable_trainer({"t0->decision": 3.0, "t0->t1": 2.5, "t1->decision": 2.0, "t2->decision": 1.0})
+    nested = [set(g.edges_of("spatial")) for g in t.candidates()]
+    stars = [set(g.edges_of("spatial")) for g in t.stars()]
+    voters = {("t0", "decision"), ("t1", "decision"), ("t2", "decision")}
+    assert voters not in nested
+    assert stars == [{("t0", "decision")}, {("t0", "decision"), ("t1", "decision")}, voters]
+    unrooted = voters_into_d("abc")
+    unrooted.nodes["d"]["root"] = False
+    plain = GraphGRPOTrainer(unrooted, arith("+", 2, 8, seed=0), Scripted(default=calc), GraphGRPOConfig())
+    assert plain.stars() == []  # no marked root: no stars

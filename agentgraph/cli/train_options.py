@@ -41,6 +41,7 @@ GRAPH_FIELDS: Fields = {
     "select_se": (GRAPH, "select_se"),
     "select_holdout": (GRAPH, "select_holdout"),
     "explore": (GRAPH, "explore"),
+    "credit": (GRAPH, "credit"),
     "checkpoint_every": (GRAPH, "checkpoint_every"),
     "report_to": (GRAPH, "report_to"),
 }

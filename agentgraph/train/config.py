@@ -64,10 +64,10 @@ class GraphGRPOConfig(BaseModel):
 
     Examples
     --------
-    The defaults (G = 8, 4 problems per step, 100 steps, the final graph selected on 200 problems)
-    reach the truthful-only oracle within 0.03 on every seed of four of the six settings of the
-    persuadable adversarial grid; at p 0.6 with three adversaries they miss on some seeds
-    (docs/benchmarks.md, "Robust graph learning" and "Graph learning on every setting").
+    The defaults (G = 8, 4 problems per step, 100 steps, the final graph selected on 200 problems
+    and picked among the search's finalists on 600 more) reach the truthful-only oracle within
+    0.003 on every seed of all six settings of the persuadable adversarial grid
+    (docs/benchmarks.md, "The grid met: stars and a held-out pick").
 
     >>> GraphGRPOConfig(group_size=4).learning_rate
     0.1
@@ -95,6 +95,14 @@ class GraphGRPOConfig(BaseModel):
         "group", description="group: (r − mean) / (std + eps) per problem; none: GPTSwarm's plain REINFORCE"
     )
     eps: float = Field(1e-4, gt=0, description="added to the group's std")
+    credit: Literal["session", "leave-one-out"] = Field(
+        "session",
+        description="session: every edge of a sampled graph shares the graph's advantage; "
+        "leave-one-out: an edge is credited with the difference reward r(g) − r(g without v) of the "
+        "agent v whose turn it changes (its head; its tail when the head is the root, marked root=True), "
+        "normalised over the G graphs — each graph is run again without each such agent under the same "
+        "session id (common random numbers), so a step costs (agents + 1)× the sessions",
+    )
     entropy_coef: float = Field(
         0.0, ge=0, description="bonus on the mean Bernoulli entropy of the keep-probabilities"
     )
@@ -133,12 +141,13 @@ class GraphGRPOConfig(BaseModel):
     select_rounds: int = Field(
         2, ge=1, description="final graph: rounds of adding then removing edges one at a time (stops early)"
     )
-    select_holdout: int = Field(
-        0,
+    select_holdout: int | None = Field(
+        None,
         ge=0,
         description="final graph: the selection's finalists (the graph after each of its stages) are "
         "run on this many further training problems, drawn apart from select_problems, and the best "
-        "of them is kept (0: the search's own choice)",
+        "of them is kept (0: the search's own choice; unset: 3 × select_problems, or as many as the "
+        "training set has left, none when it has none)",
     )
     select_min_p: float = Field(
         0.2, ge=0, le=1, description="graphs tried by select_problems stop at edges below this probability"

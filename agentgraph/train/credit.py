@@ -3,6 +3,10 @@
 - a **session** (graph GRPO) earns ``correct − token_cost · tokens / 1000``;
 - a **turn** (role GRPO) of a trainable role earns ``α · team correct + (1 − α) · own answer correct
   + format_reward · parseable``;
+- an **edge** of a sampled graph (graph GRPO, ``credit="leave-one-out"``) earns the difference
+  reward ``r(g) − r(g without v)`` of the agent ``v`` whose turn it changes (:func:`credited`), so an
+  edge into an agent whose vote is then cut, or whose vote adds nothing, is judged by that agent's
+  worth to the team rather than by the whole graph's outcome;
 - an **advantage** is a reward minus its group's mean, divided by the group's std (TRL's
   ``scale_rewards="group"``: unbiased std, eps 1e-4), by the batch's std (``"batch"``) or by nothing
   (``"none"``). A graph's group is the ``G`` graphs sampled for one problem; a turn's group is the
@@ -14,11 +18,13 @@ Examples
 [0.866, -0.866, -0.866, 0.866]
 >>> advantages([1.0, 0.0], scale="none").tolist()
 [0.5, -0.5]
+>>> credited([("x", "t", "spatial"), ("t", "decision", "spatial")], roots={"decision"})
+['t', 't']
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import numpy as np
@@ -83,3 +89,24 @@ def group_advantages(
         for (member, _), a in zip(members, adv.tolist(), strict=True):
             out[member] = a
     return out, kept, dropped
+
+
+def credited(edges: Sequence[tuple[str, str, str]], roots: Set[str]) -> list[str]:
+    """Per edge ``u → v``, the agent whose difference reward credits it under leave-one-out: ``v``,
+    whose turn the edge changes; ``u`` when ``v`` is a root (the edge adds ``u``'s voice to the
+    decision, and a root cannot be left out)."""
+    return [u if v in roots else v for u, v, _ in edges]
+
+
+def difference_advantages(
+    rewards: Sequence[float], without: Sequence[Mapping[str, float]], *, eps: float = EPS, scale: bool = True
+) -> dict[str, np.ndarray]:
+    """Per agent ``v``: ``r(g) − r(g without v)`` over a group's graphs, normalised within the group
+    (``scale``; else the raw differences). An agent missing from a graph (dropped) made no
+    difference there: 0."""
+    agents = sorted({v for w in without for v in w})
+    out: dict[str, np.ndarray] = {}
+    for v in agents:
+        d = [r - w.get(v, r) for r, w in zip(rewards, without, strict=True)]
+        out[v] = advantages(d, eps=eps) if scale else np.asarray(d, dtype=np.float64)
+    return out

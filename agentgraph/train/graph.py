@@ -41,10 +41,11 @@ from agentgraph.team.team import Team
 from agentgraph.train import rewards as reward_specs
 from agentgraph.train.base import BaseTrainer
 from agentgraph.train.config import GraphGRPOConfig
-from agentgraph.train.credit import advantages
+from agentgraph.train.counterfactual import without_each
+from agentgraph.train.credit import advantages, credited, difference_advantages
 from agentgraph.train.loop import StepRecord, train_loop, trim_log
 from agentgraph.train.policies.edge import EdgePolicy, edge_name
-from agentgraph.train.selection import held_out_pick, stepwise
+from agentgraph.train.selection import held_out_pick, holdout_size, stepwise
 from agentgraph.train.trackers import Tracker
 
 
@@ -102,21 +103,13 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
                 "choosing the final graph needs training problems with gold, and none has one",
                 "set select_problems 0 (threshold / top-k alone) or give some problems answers",
             )
-        if c.select_holdout and not c.select_problems:
-            raise ConfigError(
-                "select_holdout",
-                "there is no selection to hold out from (select_problems is 0)",
-                "set select_problems > 0, or select_holdout 0",
-            )
-        if c.select_holdout and len(self.select_pool) <= c.select_problems:
-            raise ConfigError(
-                "select_holdout",
-                f"all {len(self.select_pool)} training problems go to select_problems "
-                f"({c.select_problems}): none is left to judge the finalists on",
-                "lower select_problems, give more training problems, or set select_holdout 0",
-            )
+        self.holdout_n = holdout_size(c, len(self.select_pool))
         self.tracker = Tracker(c.report_to, self.out, "graph")
         self.init_edges(base, c)
+        roots = {str(a) for a, d in base.nodes(data=True) if d.get("root")}
+        # leave-one-out: the agent each edge is credited to, and the agents left out in turn
+        self.edge_credit = credited(self.edges, roots)
+        self.left_out = sorted(set(self.edge_credit)) if c.credit == "leave-one-out" else []
         self.step = 0
         self.problem_rng = random.Random(c.seed)
         self.log: list[StepLog] = []
@@ -132,7 +125,7 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         # drawn apart, and after the search's own draw, so select_holdout leaves the search unchanged
         chosen = {id(p) for p in problems}
         rest = [p for p in self.select_pool if id(p) not in chosen]
-        holdout = random.Random(c.seed + 2).sample(rest, min(c.select_holdout, len(rest)))
+        holdout = random.Random(c.seed + 2).sample(rest, min(self.holdout_n, len(rest)))
 
         def scorer(on: list[Problem], tag: str, log: bool) -> Callable[[Topology], Awaitable[np.ndarray]]:
             async def score(g: Topology) -> np.ndarray:
@@ -155,7 +148,7 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         prob = self.probabilities()
         finalists: list[Topology] = []
         best = await stepwise(
-            self.candidates(),
+            self.candidates() + self.stars(),
             [e for e, on in zip(self.edges, self.active.tolist(), strict=True) if on],
             self.base,
             lambda e: prob.get(edge_name(e), 0.0),
@@ -196,7 +189,7 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
                 p.question,
                 self.backend,
                 gold=p.answer,
-                session_id=f"step{self.step}-p{i}-g{j}",
+                session_id=self.session_id(i, j),
             )
 
         return list(
@@ -209,9 +202,31 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
             )
         )
 
-    def update(self, draws: Sequence[Sequence[Draw]], results: Sequence[SessionResult]) -> StepLog:
-        """One policy-gradient step on the logits from the sessions of ``draws``."""
+    async def run_counterfactuals(
+        self, batch: Sequence[Problem], draws: Sequence[Sequence[Draw]]
+    ) -> list[list[dict[str, SessionResult]]]:
+        """With ``credit="leave-one-out"``: every sampled graph again without each credited agent
+        (:mod:`agentgraph.train.counterfactual`); empty otherwise."""
+        if not self.left_out:
+            return []
+        graphs = [[g for g, _, _ in group] for group in draws]
+        return await without_each(graphs, batch, self.left_out, self.make_team, self.backend, self.session_id)
+
+    def session_id(self, i: int, j: int) -> str:
+        """The session id of graph ``j`` of problem ``i`` in this step."""
+        return f"step{self.step}-p{i}-g{j}"
+
+    def update(
+        self,
+        draws: Sequence[Sequence[Draw]],
+        results: Sequence[SessionResult],
+        without: Sequence[Sequence[dict[str, SessionResult]]] | None = None,
+    ) -> StepLog:
+        """One policy-gradient step on the logits from the sessions of ``draws`` (and, with
+        ``credit="leave-one-out"``, their counterfactuals from :meth:`run_counterfactuals`)."""
         c = self.config
+        if self.left_out and not without:
+            raise ValueError("credit='leave-one-out' needs the counterfactual sessions (run_counterfactuals)")
         self.optimizer.zero_grad()
         loss = torch.zeros(())
         rewards_all: list[float] = []
@@ -224,6 +239,23 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
             labels.append(lab)
             rewards_all += rewards
             adv = advantages(rewards, eps=c.eps) if c.baseline == "group" else rewards
+            if without:
+                label = lab.label.get(0)
+                values = [
+                    {
+                        v: reward_specs.labelled_value(r, label, c.reward, self.reward_fn, c.token_cost)
+                        for v, r in w.items()
+                    }
+                    for w in without[i]
+                ]
+                by_agent = difference_advantages(rewards, values, eps=c.eps, scale=c.baseline == "group")
+                for j, (a, (_, em, am)) in enumerate(zip(adv, group, strict=True)):
+                    per_edge = torch.tensor(
+                        [float(by_agent[v][j]) if v in by_agent else 0.0 for v in self.edge_credit]
+                    )
+                    lp = (per_edge * self.edge_log_probs(em)).sum() + float(a) * self.agent_log_prob(am)
+                    loss = loss - lp
+                continue
             for a, (_, em, am) in zip(adv, group, strict=True):
                 loss = loss - float(a) * self.log_prob(em, am)
         loss = loss / (len(draws) * c.group_size)
@@ -249,7 +281,10 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
 
     async def train_step(self) -> StepLog:
         batch, draws = self.draw_batch()
-        return self.update(draws, await self.run_batch(batch, draws))
+        results, without = await asyncio.gather(
+            self.run_batch(batch, draws), self.run_counterfactuals(batch, draws)
+        )
+        return self.update(draws, results, without)
 
     async def train(self, *, resume: bool = False, progress: bool = False) -> Topology:
         """Train to ``config.steps`` (from the last checkpoint with ``resume``); the pruned graph."""

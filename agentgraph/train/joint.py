@@ -15,6 +15,7 @@ continues both.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -92,9 +93,11 @@ class JointTrainer:
         if self.config.schedule == "shared":
             batch, draws = self.graph.draw_batch()
             t0 = time.perf_counter()
-            results = await self.graph.run_batch(batch, draws)
+            results, without = await asyncio.gather(
+                self.graph.run_batch(batch, draws), self.graph.run_counterfactuals(batch, draws)
+            )
             rollout_s = time.perf_counter() - t0
-            g_log = self.graph.update(draws, results)
+            g_log = self.graph.update(draws, results, without)
             problem_of = [i for i, group in enumerate(draws) for _ in group]
             r_log = await self.roles.train_on(results, problem_of, rollout_s=rollout_s)
         elif self.step % 2 == 0:

@@ -222,6 +222,19 @@ def session_value(result: SessionResult, fn: RewardFn | None, token_cost: float)
     return v - token_cost * result.usage.total_tokens / 1000.0
 
 
+def labelled_value(
+    result: SessionResult, label: str | None, reward: str, fn: RewardFn | None, token_cost: float
+) -> float:
+    """One more session of a group whose rewards :func:`group_session_rewards` gave (a
+    counterfactual): its value under ``reward``, against the group's consensus ``label`` under
+    consensus (no label: 0, as the group's own)."""
+    if reward == "consensus":
+        if label is None:
+            return 0.0
+        result = relabel(result, label)
+    return session_value(result, fn, token_cost)
+
+
 def merged(parts: Sequence[Labels]) -> Labels:
     """One step's labels from several problems' (graph GRPO labels each group on its own)."""
     given = [p for p in parts if p.labelled]

@@ -5,9 +5,13 @@ sampled too*; the graph that does best alone can differ. So the candidates are r
 problems under the same session ids: a seeded backend then draws the same samples for each (common
 random numbers) and two graphs are compared by the paired per-problem difference of their rewards.
 
-1. **Nested candidates** (the k most probable edges, every k): the best of them, ties going to more
-   edges — removal takes the idle ones out later, while starting from fewer can strand the search
-   (see 4).
+1. **Nested candidates** (the k most probable edges, every k) and **stars** (the k most probable
+   edges into the root and no other learnable edge: independent voters, the self-consistency shape;
+   when the base marks a root): the best of them, ties going to the later (more edges among the
+   nested; a star over the nested) — removal takes idle edges out later, while starting from fewer
+   can strand the search (see 4). The stars are there because the learner can leave edges between
+   good agents above the decision edges of others, and then no nested graph is the
+   independent-voters graph, and single-edge moves from a correlated graph rarely reach it.
 2. **Addition**, most probable absent edge first: an edge comes in when the graph with it does
    better. The learner can push a needed edge down — a later agent's edge to the decision is cut
    while adversaries still persuade that agent, and once it is cut nothing rewards cutting the
@@ -24,8 +28,12 @@ random numbers) and two graphs are compared by the paired per-problem difference
    votes come in pairs (with plurality voting and random ties two voters do no better than one,
    three do), which is why addition runs before the first removal as well as after it.
 
-5. With a held-out pick (``GraphGRPOConfig.select_holdout``), the graphs the stages produced are
-   run again on problems the search never saw and the best of them is the final graph.
+5. **A held-out pick** (``GraphGRPOConfig.select_holdout``; by default three times the search's
+   problems, as many as the training set has left): the graphs the stages produced are run again
+   on problems the search never saw and the best of them is the final graph. The search makes
+   ~100 paired comparisons on one problem set, so its last steps are often chance winners (+1
+   problem in 200); fresh problems do not inherit that bias, and with the stars among the
+   finalists the pick has the independent-voters graph to fall back to.
 
 ``se`` asks an edge to win by more than that many standard errors of the paired difference
 (Breiman's one-standard-error rule). It defaults to 0 (any gain) because on 200 selection problems
@@ -41,7 +49,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import numpy as np
 
+from agentgraph.core.errors import ConfigError
 from agentgraph.graph.topology import Topology
+from agentgraph.train.config import GraphGRPOConfig
 
 EdgeKey = tuple[str, str, str]
 Score = Callable[[Topology], Awaitable[np.ndarray]]
@@ -131,3 +141,26 @@ async def held_out_pick(finalists: Sequence[Topology], score: Score) -> tuple[To
 def last_best(means: Sequence[float]) -> int:
     """The index of the best mean; ties (to 9 decimals, past float noise) go to the later one."""
     return max(range(len(means)), key=lambda i: (round(means[i], 9), i))
+
+
+def holdout_size(c: GraphGRPOConfig, pool: int) -> int:
+    """How many problems judge the finalists, of ``pool`` training problems with gold:
+    ``select_holdout``, or unset three times ``select_problems`` or as many as are left (a
+    ConfigError when a set size has nothing to work on)."""
+    left = max(0, pool - c.select_problems) if c.select_problems else 0
+    if c.select_holdout is None:
+        return min(3 * c.select_problems, left)
+    if c.select_holdout and not c.select_problems:
+        raise ConfigError(
+            "select_holdout",
+            "there is no selection to hold out from (select_problems is 0)",
+            "set select_problems > 0, or select_holdout 0",
+        )
+    if c.select_holdout and not left:
+        raise ConfigError(
+            "select_holdout",
+            f"all {pool} training problems go to select_problems ({c.select_problems}): none is left "
+            "to judge the finalists on",
+            "lower select_problems, give more training problems, or set select_holdout 0",
+        )
+    return c.select_holdout

@@ -90,20 +90,22 @@ class EdgePolicy:
         return g, edge_mask, agent_mask
 
     def log_prob(self, edge_mask: torch.Tensor, agent_mask: torch.Tensor) -> torch.Tensor:
+        return self.edge_log_probs(edge_mask).sum() + self.agent_log_prob(agent_mask)
+
+    def edge_log_probs(self, edge_mask: torch.Tensor) -> torch.Tensor:
+        """Per learnable edge, the log-probability of its sampled state (0 for a pruned edge: it is
+        never sampled, so it gets no gradient)."""
         m = edge_mask.float()
         keep, cut = self.sampling_log_probs()
-        lp_edges = m * keep + (1 - m) * cut
-        lp = (lp_edges * self.active).sum()  # pruned edges are never sampled: no gradient
-        if self.agents:
-            am = agent_mask.float()
-            lp = (
-                lp
-                + (
-                    am * torch.nn.functional.logsigmoid(self.agent_logits)
-                    + (1 - am) * torch.nn.functional.logsigmoid(-self.agent_logits)
-                ).sum()
-            )
-        return lp
+        return (m * keep + (1 - m) * cut) * self.active
+
+    def agent_log_prob(self, agent_mask: torch.Tensor) -> torch.Tensor:
+        """The log-probability of the sampled agent mask (0 without agent dropout)."""
+        if not self.agents:
+            return torch.zeros(())
+        am = agent_mask.float()
+        ls = torch.nn.functional.logsigmoid
+        return (am * ls(self.agent_logits) + (1 - am) * ls(-self.agent_logits)).sum()
 
     def entropy(self) -> torch.Tensor:
         """Mean Bernoulli entropy of the active edges' (and agents') keep-probabilities, in nats."""
@@ -147,6 +149,21 @@ class EdgePolicy:
                 )
         n = sum(1 for x in p if x >= c.select_min_p)
         return [g.prune(keep=k, kinds=c.learn) for k in range(n + 1)]
+
+    def stars(self) -> list[Topology]:
+        """The other graphs :meth:`select` starts from: the k most probable learnable edges *into
+        the root* (marked ``root=True``) and no other learnable edge, k = 1, 2, … — independent
+        voters, the self-consistency shape. Empty when the base marks no root."""
+        c = self.config
+        roots = {a for a, d in self.base.nodes(data=True) if d.get("root")}
+        nested = self.candidates()
+        if not roots or not nested:
+            return []
+        full = nested[-1]  # every active edge at or above select_min_p, with its learned logit
+        into = [e for e in full.edges(keys=True) if e[1] in roots and e[2] in c.learn]
+        into.sort(key=lambda e: -float(full.edges[e]["logit"]))
+        fixed = [e for e in full.edges(keys=True) if e[2] not in c.learn or full.edges[e]["logit"] is None]
+        return [full.keep_edges([*fixed, *into[:k]]) for k in range(1, len(into) + 1)]
 
     def _iterative_prune(self) -> None:
         c = self.config
