@@ -134,13 +134,14 @@ def plot_long_run(summary: dict[str, Any], path: Path) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    train = additions(args.train, seed=args.seed)
+    hi = args.max_operand
+    train = additions(args.train, seed=args.seed, hi=hi)
     hidden: dict[str, str] = {}
     if args.reward != "gold":  # label-free: the trainer gets no gold; the example keeps it to score labels
         hidden = {p.question: p.answer for p in train if p.answer is not None}
         train = [p.model_copy(update={"answer": None}) for p in train]
-    heldout = additions(args.heldout, seed=10_000 + args.seed)
-    test = additions(args.test, seed=20_000 + args.seed) if args.test else []
+    heldout = additions(args.heldout, seed=10_000 + args.seed, hi=hi)
+    test = additions(args.test, seed=20_000 + args.seed, hi=hi) if args.test else []
     config = RoleGRPOConfig(
         train_roles=("adder", "checker") if args.agents > 1 else ("adder",),
         group_size=args.group,
@@ -193,6 +194,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "group": config.group_size,
         "problems_per_step": config.problems_per_step,
         "seed": args.seed,
+        "max_operand": args.max_operand,
         "minutes": round(minutes, 2),
         "wall_minutes": round((time.perf_counter() - started) / 60, 2),
         "curve": [[s, a] for s, a in curve],
@@ -223,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=12)
+    ap.add_argument("--max-operand", type=int, default=30, help="operands are drawn from 2..this")
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--heldout", type=int, default=200)
     ap.add_argument("--test", type=int, default=0, help="test problems evaluated beside the held-out ones")
