@@ -17,6 +17,11 @@ With ``--json`` the last line is one JSON object with ``agent_turns_per_s`` (the
 sessions), ``overhead_ratio_by_sessions`` and ``skeleton_turns_per_s_by_sessions`` (100 and
 ``--big``, each skeleton timed in the same run) and ``loop``
 (``--loop uvloop`` runs on uvloop, which vLLM installs; the default is the standard library's loop).
+
+``--floor`` also times the structure alone at 100 sessions — the real scheduler, sessions, rounds,
+gathers and results, with every ``speak`` returning a prebuilt turn — and adds ``floor_ratio``
+(skeleton / that): what no work inside a turn can go below, so ``overhead_ratio − floor_ratio`` is
+what a turn's own work (prompt, backend, record) costs in skeleton-turns.
 """
 
 from __future__ import annotations
@@ -45,6 +50,29 @@ async def run(n: int, team: ag.Team) -> float:
     turns = sum(len(r.turns) for r in results)
     assert turns == 6 * n and all(r.answer == "1" for r in results)
     return turns / dt
+
+
+async def floor(n: int, team: ag.Team) -> float:
+    """The real scheduler on ``n`` sessions with each turn prebuilt (``speak`` answers at once)."""
+    from agentgraph.core.messages import Turn
+    from agentgraph.engine import scheduler
+
+    made = {
+        a: Turn(id=f"x:{a}", session="x", agent=a, role="solver", round=0, text="\\boxed{1}", answer="1")
+        for a in team.agents
+    }
+
+    async def speak(agent: str, *_: object) -> Turn:
+        return made[agent]
+
+    sessions = scheduler.prepare(team, [f"What is {i} + 1?" for i in range(n)], Scripted(default=answer))
+    for s in sessions:
+        s.speak = speak  # type: ignore[method-assign,assignment]
+    t = time.perf_counter()
+    results = await scheduler.run(sessions)
+    dt = time.perf_counter() - t
+    assert all(r.answer == "1" for r in results)
+    return 6 * n / dt
 
 
 async def skeleton(n: int, rounds: int = 2, agents: int = 3) -> float:
@@ -88,6 +116,14 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         f"bare asyncio skeleton at {args.big:,} sessions: {bare_big:,.0f} agent-turns/s; "
         f"overhead ratio {ratio_big:.2f}"
     )
+    extra: dict[str, object] = {}
+    if args.floor:
+        structure = max([await floor(100, team) for _ in range(10)])
+        extra["floor_ratio"] = round(bare / structure, 2)
+        print(
+            f"the structure alone at 100 sessions: {structure:,.0f} turns/s; "
+            f"floor ratio {bare / structure:.2f}"
+        )
     tracemalloc.start()
     await run(args.big, team)
     _, peak = tracemalloc.get_traced_memory()
@@ -102,6 +138,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "overhead_ratio": round(ratio, 2),
         "overhead_ratio_by_sessions": {"100": round(ratio, 2), str(args.big): round(ratio_big, 2)},
         "skeleton_turns_per_s_by_sessions": {"100": round(bare, 1), str(args.big): round(bare_big, 1)},
+        **extra,
     }
 
 
@@ -111,6 +148,7 @@ if __name__ == "__main__":
     p.add_argument(
         "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (uvloop ships with vLLM)"
     )
+    p.add_argument("--floor", action="store_true", help="also time the structure alone (floor_ratio)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if a.loop == "uvloop":
