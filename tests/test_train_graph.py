@@ -361,11 +361,11 @@ def test_selection_also_starts_from_stars_of_the_most_probable_voters() -> None:
     # the independent-voters graph, a star of the root is
     t = persuadable_trainer({"t0->decision": 3.0, "t0->t1": 2.5, "t1->decision": 2.0, "t2->decision": 1.0})
     nested = [set(g.edges_of("spatial")) for g in t.candidates()]
-    stars = [set(g.edges_of("spatial")) for g in t.stars()]
+    stars = [set(g.edges_of("spatial")) for g in t.stars(t.candidates())]
     voters = {("t0", "decision"), ("t1", "decision"), ("t2", "decision")}
     assert voters not in nested
     assert stars == [{("t0", "decision")}, {("t0", "decision"), ("t1", "decision")}, voters]
     unrooted = voters_into_d("abc")
     unrooted.nodes["d"]["root"] = False
     plain = GraphGRPOTrainer(unrooted, arith("+", 2, 8, seed=0), Scripted(default=calc), GraphGRPOConfig())
-    assert plain.stars() == []  # no marked root: no stars
+    assert plain.stars(plain.candidates()) == []  # no marked root: no stars

@@ -106,9 +106,8 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
         self.holdout_n = holdout_size(c, len(self.select_pool))
         self.tracker = Tracker(c.report_to, self.out, "graph")
         self.init_edges(base, c)
-        roots = {str(a) for a, d in base.nodes(data=True) if d.get("root")}
         # leave-one-out: the agent each edge is credited to, and the agents left out in turn
-        self.edge_credit = credited(self.edges, roots)
+        self.edge_credit = credited(self.edges, self.roots)
         self.left_out = sorted(set(self.edge_credit)) if c.credit == "leave-one-out" else []
         self.step = 0
         self.problem_rng = random.Random(c.seed)
@@ -147,8 +146,9 @@ class GraphGRPOTrainer(EdgePolicy, BaseTrainer[StepLog]):
 
         prob = self.probabilities()
         finalists: list[Topology] = []
+        nested = self.candidates()
         best = await stepwise(
-            self.candidates() + self.stars(),
+            nested + self.stars(nested),
             [e for e, on in zip(self.edges, self.active.tolist(), strict=True) if on],
             self.base,
             lambda e: prob.get(edge_name(e), 0.0),

@@ -205,11 +205,7 @@ def group_session_rewards(
     consensus label gets equal rewards (no signal)."""
     lab = labels(results, [0] * len(results), reward, min_share)
     label = lab.label.get(0)
-    if reward == "consensus":
-        if label is None:
-            return [0.0] * len(results), lab
-        results = [relabel(r, label) for r in results]
-    return [session_value(r, fn, token_cost) for r in results], lab
+    return [labelled_value(r, label, reward, fn, token_cost) for r in results], lab
 
 
 def session_value(result: SessionResult, fn: RewardFn | None, token_cost: float) -> float:
@@ -225,9 +221,9 @@ def session_value(result: SessionResult, fn: RewardFn | None, token_cost: float)
 def labelled_value(
     result: SessionResult, label: str | None, reward: str, fn: RewardFn | None, token_cost: float
 ) -> float:
-    """One more session of a group whose rewards :func:`group_session_rewards` gave (a
-    counterfactual): its value under ``reward``, against the group's consensus ``label`` under
-    consensus (no label: 0, as the group's own)."""
+    """A session's value under ``reward``: against its group's consensus ``label`` under consensus
+    (no label: 0, no signal), else its own gold or the user's function (:func:`session_value`).
+    A group's sessions and their counterfactuals (leave-one-out credit) are valued alike."""
     if reward == "consensus":
         if label is None:
             return 0.0

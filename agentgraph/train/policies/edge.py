@@ -10,6 +10,7 @@ the trainer's ``logits``, ``active`` and ``probabilities()`` are the policy's).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ class EdgePolicy:
     base: Topology
     config: GraphGRPOConfig
     edges: list[EdgeKey]
+    roots: frozenset[str]  # the base's nodes marked root=True
     agents: list[str]
     logits: torch.Tensor
     agent_logits: torch.Tensor
@@ -39,6 +41,7 @@ class EdgePolicy:
 
     def init_edges(self, base: Topology, c: GraphGRPOConfig) -> None:
         self.edges = [(u, v, k) for u, v, k in base.edges(keys=True) if k in c.learn]
+        self.roots = frozenset(str(a) for a, d in base.nodes(data=True) if d.get("root"))
         if not self.edges:
             raise ConfigError("base", "the base topology has no learnable edges", "use a base with edges")
         for a in c.fixed_agents:
@@ -150,17 +153,16 @@ class EdgePolicy:
         n = sum(1 for x in p if x >= c.select_min_p)
         return [g.prune(keep=k, kinds=c.learn) for k in range(n + 1)]
 
-    def stars(self) -> list[Topology]:
-        """The other graphs :meth:`select` starts from: the k most probable learnable edges *into
-        the root* (marked ``root=True``) and no other learnable edge, k = 1, 2, … — independent
-        voters, the self-consistency shape. Empty when the base marks no root."""
+    def stars(self, nested: Sequence[Topology]) -> list[Topology]:
+        """The other graphs :meth:`select` starts from, made from the :meth:`candidates` ``nested``:
+        the k most probable learnable edges *into the root* (marked ``root=True``) and no other
+        learnable edge, k = 1, 2, … — independent voters, the self-consistency shape. Empty when the
+        base marks no root."""
         c = self.config
-        roots = {a for a, d in self.base.nodes(data=True) if d.get("root")}
-        nested = self.candidates()
-        if not roots or not nested:
+        if not self.roots or not nested:
             return []
         full = nested[-1]  # every active edge at or above select_min_p, with its learned logit
-        into = [e for e in full.edges(keys=True) if e[1] in roots and e[2] in c.learn]
+        into = [e for e in full.edges(keys=True) if e[1] in self.roots and e[2] in c.learn]
         into.sort(key=lambda e: -float(full.edges[e]["logit"]))
         fixed = [e for e in full.edges(keys=True) if e[2] not in c.learn or full.edges[e]["logit"] is None]
         return [full.keep_edges([*fixed, *into[:k]]) for k in range(1, len(into) + 1)]
