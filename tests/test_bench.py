@@ -49,6 +49,8 @@ def test_scheduler_bench_reports_rates_and_memory() -> None:
     out = bench("scheduler.py", "--big", "300", "--floor")
     assert set(out["by_sessions"]) == {"1", "100", "300"}
     assert out["floor_ratio"] > 0  # the structure alone ran (every session decided on the prebuilt turns)
+    assert out["overhead_ratio_waiting"] > 0  # the run where every request waited once finished too
+    assert out["overhead_ratio_fresh"] > 0
     assert out["agent_turns_per_s"] == max(out["by_sessions"].values()) > 0
     assert out["mb_per_1000_sessions"] > 0
     ratios = out["overhead_ratio_by_sessions"]

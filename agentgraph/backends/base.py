@@ -69,6 +69,9 @@ class GenerationRequest:
 
 @dataclass(slots=True)
 class Completion:
+    """What a backend answered. Its lists are handed over: the turn that records them keeps them
+    as they are (not copied), so a backend builds fresh ones for every completion."""
+
     text: str
     prompt_token_ids: list[int]
     token_ids: list[int]

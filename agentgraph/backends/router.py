@@ -85,6 +85,12 @@ class Router:
     def models(self) -> tuple[str, ...]:
         return tuple(self.backends)
 
+    @property
+    def eager(self) -> bool:
+        """Whether its requests finish without waiting (:mod:`agentgraph.engine.eager`): when every
+        member's do."""
+        return all(getattr(b, "eager", False) is True for b in self.backends.values())
+
     async def generate(self, request: GenerationRequest) -> Completion:
         key = self.member(request.model)
         if key is None:

@@ -83,6 +83,14 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     return _made(cls, d, set(values))
 
 
+def exact(cls: type[M], values: dict[str, Any]) -> M:
+    """``cls(**values)`` for a dict the caller built with every field of ``cls`` in its order, and
+    hands over (it becomes the record's ``__dict__``, not copied). The order is not checked here:
+    its callers on the hot path (a turn, a session's result) are checked field for field by
+    ``tests/test_records.py``."""
+    return _made(cls, values, set(_template(cls)[2]))
+
+
 def _made(cls: type[M], d: dict[str, Any], given: set[str]) -> M:
     m = _new(cls)
     _set(m, "__dict__", d)

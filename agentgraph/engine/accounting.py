@@ -21,26 +21,27 @@ def account(
     turns: Sequence[Turn],
 ) -> tuple[Usage, dict[str, Usage], dict[int, Usage], dict[str, int], dict[str, Usage]]:
     """``(total, by_agent, by_round, by_edge, by_model)`` of ``turns``."""
-    # plain int counters, one Usage per key at the end: this runs once per session on the hot path
-    # (bench/scheduler.py), where pydantic additions per turn and defaultdict factories were its
-    # largest costs
-    # keyed by agent, round and model: one loop serves the three
+    # plain int counters, one Usage per key at the end, edges keyed by tuples and named once each:
+    # this runs once per session on the hot path (bench/scheduler.py), where pydantic additions per
+    # turn and defaultdict factories were its largest costs. One loop serves agent, round and model.
     by_agent: dict[Any, list[int]] = {}
     by_round: dict[Any, list[int]] = {}
     by_model: dict[Any, list[int]] = {}
     total = [0, 0, 0, 0]
     by_id = {t.id: t for t in turns}
-    edges: dict[str, int] = {}
+    flows: dict[tuple[str, str, str], int] = {}
     for t in turns:
         q = t.requests
-        p, c, k = (t.prompt_tokens, t.completion_tokens, t.thinking_tokens) if t.error is None else (0, 0, 0)
-        total[0] += p
-        total[1] += c
+        if t.error is None:
+            p, c, k = t.prompt_tokens, t.completion_tokens, t.thinking_tokens
+            total[0] += p
+            total[1] += c
+            total[3] += k
+        else:
+            p = c = k = 0
         total[2] += q
-        total[3] += k
         for table, key in ((by_agent, t.agent), (by_round, t.round), (by_model, t.model or DEFAULT_MODEL)):
-            acc = table.get(key)
-            if acc is None:
+            if (acc := table.get(key)) is None:
                 table[key] = [p, c, q, k]
             else:
                 acc[0] += p
@@ -48,7 +49,7 @@ def account(
                 acc[2] += q
                 acc[3] += k
         if t.read:
-            kind = t.kind
+            kind, agent, rnd = t.kind, t.agent, t.round
             for rid in t.read:
                 src = by_id[rid]
                 how: str
@@ -57,9 +58,10 @@ def account(
                 elif src.kind == "summary":
                     how = "summary"
                 else:
-                    how = "spatial" if src.round == t.round else "temporal"
-                e = f"{src.agent}->{t.agent} ({how})"
-                edges[e] = edges.get(e, 0) + src.completion_tokens
+                    how = "spatial" if src.round == rnd else "temporal"
+                edge = (src.agent, agent, how)
+                flows[edge] = flows.get(edge, 0) + src.completion_tokens
+    edges = {f"{u}->{v} ({how})": n for (u, v, how), n in flows.items()}
 
     return (
         usage(total),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agentgraph.backends.base import Backend, Completion, GenerationRequest, Served
-from agentgraph.core.errors import BackendError, RequestRejected, SessionOverflow
+from agentgraph.core.errors import RequestRejected, SessionOverflow
 from agentgraph.core.retry import RetryPolicy, call_with_retries, first_failed, retry_after_first
 from agentgraph.core.sampling import Sampling, SamplingOverrides
 from agentgraph.core.thinking import ThinkFormat, budget_for, conclusion, split
@@ -186,22 +186,22 @@ async def generate_turn(
     return out
 
 
-async def generate_plain(
+async def retry_plain(
     backend: Backend,
     req: GenerationRequest,
     retry: RetryPolicy,
     failures: list[str],
+    error: BaseException,
     request_id: Callable[[int, int], str],
 ) -> tuple[Completion, int]:
-    """The one request of a turn that does not think, under no per-attempt time limit:
-    ``(completion, attempts)``. What :func:`generate_turn` does for such a turn, without its
-    bookkeeping layers (a :class:`TurnOutput`, three closures, four coroutine frames): most turns
-    are this one, and on a fast backend those layers were a sixth of a turn (bench/scheduler.py)."""
-    try:
-        return await backend.generate(req), 1
-    except (BackendError, TimeoutError) as e:
-        if not first_failed(retry, e, failures):
-            raise
+    """The rest of a turn that does not think, under no per-attempt time limit, whose first request
+    (sent by the caller: ``await backend.generate(req)``) failed with ``error``: ``(completion,
+    attempts)``, or ``error`` again when the policy does not retry it. What :func:`generate_turn`
+    does for such a turn, without its bookkeeping layers (a :class:`TurnOutput`, three closures,
+    four coroutine frames): most turns are this one and most first requests succeed, and on a fast
+    backend those layers were a sixth of a turn (bench/scheduler.py)."""
+    if not first_failed(retry, error, failures):
+        raise error
     tries = 1
 
     async def again() -> Completion:

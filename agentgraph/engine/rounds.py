@@ -8,11 +8,11 @@ strategies; all three spend requests only through ``session.speak``.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from agentgraph.core.answers import answer_key
 from agentgraph.core.messages import Decision, Turn
+from agentgraph.engine import eager
 from agentgraph.roles.prompts import view
 from agentgraph.team.strategy import SessionLike
 
@@ -43,25 +43,17 @@ class Rounds:
                 else {}
             )
             current: dict[str, Turn] = {}
+            spatial = team.spatial_predecessors
             for generation in team.generations:
                 # spatial predecessors sit in earlier generations, so every view exists already
-                speeches = [
-                    session.speak(
-                        agent,
-                        team.role(agent),
-                        rnd,
-                        "agent",
-                        carried.get(agent, [])
-                        + [
-                            view(current[u], "spatial")
-                            for u in team.spatial_predecessors[agent]
-                            if current[u].ok
-                        ],
-                    )
-                    for agent in generation
-                ]
-                # one agent needs no task (chains); several run concurrently
-                done = [await speeches[0]] if len(speeches) == 1 else await asyncio.gather(*speeches)
+                speeches = []
+                for agent in generation:
+                    peers = carried.get(agent, ())
+                    if preds := spatial[agent]:
+                        peers = [*peers, *(view(current[u], "spatial") for u in preds if current[u].ok)]
+                    speeches.append(session.speak(agent, team.role(agent), rnd, "agent", peers))
+                # concurrently; a turn that needs no wait (a scripted backend) costs no task
+                done = await eager.gather(*speeches, eager=session.eager)
                 for t in done:
                     current[t.agent] = t
             prev = current

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from agentgraph.backends.base import Backend
 from agentgraph.core.errors import ConfigError
+from agentgraph.engine import eager
 from agentgraph.engine.gc_hold import held
 from agentgraph.engine.session import Session
 from agentgraph.engine.transcript import SessionResult, TranscriptWriter
@@ -45,13 +46,16 @@ def prepare(
         )
     sessions: list[Session] = []
     voices = Voices(team, backend)  # one team, one backend: each speaker resolved once for all
+    bounded = True
     for problem, gold, sid in zip(problems, golds, ids, strict=True):
         if not isinstance(problem, str) or not problem.strip():
             raise ConfigError("problem", "empty problem text", "pass the problem as a non-empty string")
         s = Session(team, problem, backend, sid or os.urandom(6).hex(), gold, voices)
         if not sessions:  # what the models need does not depend on the problem: checked once
             s.resolve_models()
-        s.check_context()
+            bounded = s.bounded()
+        if bounded:
+            s.check_context()
         sessions.append(s)
     return sessions
 
@@ -71,7 +75,7 @@ async def _gather(
     sessions: Sequence[Session], writer: TranscriptWriter | None, progress: bool
 ) -> list[SessionResult]:
     if not progress:  # no per-session wrapper: one coroutine frame less per session
-        return list(await asyncio.gather(*(s.run(writer) for s in sessions)))
+        return await eager.gather(*(s.run(writer) for s in sessions), eager=all(s.eager for s in sessions))
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(sessions), desc="sessions", unit="session")

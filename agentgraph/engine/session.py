@@ -14,15 +14,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from agentgraph.backends.base import Adapter, Backend, Completion, GenerationRequest, RequestMeta, Served
+from agentgraph.backends.base import Backend, Completion, GenerationRequest, RequestMeta, Served
 from agentgraph.core.answers import extract, is_correct, parse_score
 from agentgraph.core.errors import BackendError, ConfigError, RequestRejected, SessionFailed, SessionOverflow
 from agentgraph.core.messages import Decision, Turn, TurnKind
-from agentgraph.core.records import trusted
-from agentgraph.core.sampling import Sampling
+from agentgraph.core.records import exact
 from agentgraph.core.thinking import ThinkFormat
 from agentgraph.engine.accounting import account
-from agentgraph.engine.generation import TurnOutput, fit, generate_plain, generate_turn, reserve
+from agentgraph.engine.generation import TurnOutput, fit, generate_turn, reserve, retry_plain
 from agentgraph.engine.rounds import ROUNDS
 from agentgraph.engine.transcript import RecordSink, SessionHeader, SessionResult, TurnRecord
 from agentgraph.engine.voices import Voice, Voices
@@ -57,6 +56,8 @@ class Session:
         # repeat across runs on one engine (a uuid per request cost more than building its prompt)
         self.nonce = os.urandom(4).hex()
         self.voices = Voices(team, backend) if voices is None else voices
+        # whether its coroutines start eagerly: its requests finish at once (agentgraph.engine.eager)
+        self.eager = self.voices.eager
         # a cascade's stages run as child sessions of one session: their rounds follow the earlier
         # stages' rounds in the transcript
         self.round_offset = 0
@@ -74,11 +75,6 @@ class Session:
         """The speaker's :class:`~agentgraph.engine.voices.Voice` on this session's backend."""
         return self.voices.voice(agent, role, kind)
 
-    def settings(self, agent: str, role: Role, kind: TurnKind) -> tuple[Sampling, Adapter | None]:
-        """Sampling and adapter of a speaker (the team resolves them once; they cannot change)."""
-        sampling, adapter, _ = self.team.speaker(agent, role, kind)
-        return sampling, adapter
-
     def request(
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> GenerationRequest:
@@ -88,15 +84,15 @@ class Session:
         self, v: Voice, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]
     ) -> GenerationRequest:
         r = rnd + self.round_offset
+        # positional, in field order: keywords cost a slotted dataclass twice as much (once a turn)
         return GenerationRequest(
-            messages=v.layout.messages(self.problem, peers),
-            sampling=v.sampling,
-            adapter=v.adapter,
-            model=v.model,
-            meta=RequestMeta(
-                session=self.session, agent=agent, role=role.name, round=r, kind=kind, problem=self.problem
-            ),
-            request_id=self.request_id(rnd, agent, 1, 1),
+            v.layout.messages(self.problem, peers),
+            None,
+            v.sampling,
+            v.adapter,
+            RequestMeta(self.session, agent, role.name, r, kind, self.problem),
+            f"{self.session}:r{r}:{agent}:{self.nonce}-p1a1",  # request_id(rnd, agent, 1, 1)
+            v.model,
         )
 
     def request_id(self, rnd: int, agent: str, phase: int, attempt: int) -> str:
@@ -142,14 +138,24 @@ class Session:
                     "give the backend the model's tokenizer (--tokenizer), or drop the budget",
                 )
 
+    def bounded(self) -> bool:
+        """Whether any agent's model has a context limit (else :meth:`check_context` has nothing to
+        measure, whatever the problem)."""
+        team = self.team
+        return any(
+            self.voices.voice(a, team.role(a), "agent").served.max_context is not None
+            for a in team.topology.agents
+        )
+
     def check_context(self) -> None:
-        for agent in self.team.topology.agents:
-            role = self.team.role(agent)
-            served, think = self.view(self.team.model_of(agent, role))
+        team = self.team
+        for agent in team.topology.agents:
+            role = team.role(agent)
+            v = self.voices.voice(agent, role, "agent")
+            served, think, sampling = v.served, v.think, v.sampling
             limit = served.max_context
             if limit is None:
                 continue
-            sampling, _ = self.settings(agent, role, "agent")
             room = max(reserve(sampling, r, think) for r in range(self.team.rounds))
             req = self.request(agent, role, 0, "agent", [])
             n = served.count_prompt_tokens(req)
@@ -173,13 +179,13 @@ class Session:
         started = time.perf_counter() - self.t0
         if kind == "agent" and role.answer_format == "score":
             kind = "score"
-        v = self.voice(agent, role, kind)
+        v = self.voices.voice(agent, role, kind)
         served, think = v.served, v.think
         r = rnd + self.round_offset
         tid = f"{self.session}:r{r}:{agent}"
-        dropped: list[str]
+        dropped: list[str] = []
         if served.max_context is None:  # nothing to measure: the request as it is
-            req, dropped = self._request(v, agent, role, rnd, kind, peers), []
+            req = self._request(v, agent, role, rnd, kind, peers)
         else:
             try:
                 req, dropped = fit(
@@ -199,15 +205,26 @@ class Session:
                     )
                 )
                 raise
-        read = [p.turn_id for p in peers if not dropped or p.turn_id not in dropped]
+        read = [p.turn_id for p in peers]
+        if dropped:
+            read = [i for i in read if i not in dropped]
         failures: list[str] = []
         retry = self.team.retry
         try:
+            out: Completion | TurnOutput
             if think is None and retry.timeout_s is None:
-                c, attempts = await generate_plain(
-                    self.backend, req, retry, failures, lambda phase, n: self.request_id(rnd, agent, phase, n)
-                )
-                out: Completion | TurnOutput = c
+                # most turns: one request, sent here; retries only once it failed
+                try:
+                    out, attempts = await self.backend.generate(req), 1
+                except (BackendError, TimeoutError) as first:
+                    out, attempts = await retry_plain(
+                        self.backend,
+                        req,
+                        retry,
+                        failures,
+                        first,
+                        lambda phase, n: self.request_id(rnd, agent, phase, n),
+                    )
             else:
                 out = await generate_turn(
                     self.backend,
@@ -251,16 +268,23 @@ class Session:
         final = text[chars:] if closed else ""
         fmt = v.answer_format
         answer = extract(final) if fmt == "boxed" or (fmt == "step" and "\\boxed" in final) else None
+        adapter = v.adapter
         # every field, in Turn's order: built without validating again (agentgraph.core.records)
-        turn = trusted(
+        turn = exact(
             Turn,
             {
-                **self._who(tid, agent, role, r, kind),
+                "id": tid,
+                "session": self.session,
+                "agent": agent,
+                "role": role.name,
+                "round": r,
+                "kind": kind,
                 "read": read,
                 "text": text,
                 "answer": answer,
-                "prompt_token_ids": list(out.prompt_token_ids),
-                "completion_token_ids": list(out.token_ids),
+                # a backend hands its lists over (agentgraph.backends.base.Completion): not copied
+                "prompt_token_ids": out.prompt_token_ids,
+                "completion_token_ids": out.token_ids,
                 "prompt_tokens": out.prompt_tokens,
                 "completion_tokens": out.completion_tokens,
                 "requests": requests,
@@ -270,9 +294,9 @@ class Session:
                 "forced_tokens": forced,
                 "dropped_peers": dropped,
                 "score": parse_score(final, *role.score_range) if fmt == "score" else None,
-                "logprobs": None if out.logprobs is None else list(out.logprobs),
+                "logprobs": out.logprobs,
                 "finish_reason": out.finish_reason,
-                "adapter": v.adapter.name if v.adapter else None,
+                "adapter": None if adapter is None else adapter.name,
                 "model": v.model,
                 "started_s": started,
                 "latency_s": out.latency_s,
@@ -349,7 +373,7 @@ class Session:
         total, by_agent, by_round, edges, by_model = account(self.turns)
         gold = self.gold
         # every field in order, from values made here: not validated again (agentgraph.core.records)
-        return trusted(
+        return exact(
             SessionResult,
             {
                 "type": "result",

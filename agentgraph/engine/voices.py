@@ -16,6 +16,7 @@ from agentgraph.core.errors import ConfigError
 from agentgraph.core.messages import TurnKind
 from agentgraph.core.sampling import Sampling
 from agentgraph.core.thinking import ThinkFormat
+from agentgraph.engine import eager
 from agentgraph.roles.book import Role
 from agentgraph.roles.prompts import Layout
 from agentgraph.team.team import Team
@@ -41,6 +42,8 @@ class Voices:
         self.backend = backend
         self._views: dict[str | None, tuple[Served, ThinkFormat | None]] = {}
         self._voices: dict[tuple[str, str, TurnKind], Voice] = {}
+        # whether the backend's requests finish at once (agentgraph.engine.eager): asked once
+        self.eager = eager.safe(backend)
 
     def view(self, model: str | None) -> tuple[Served, ThinkFormat | None]:
         """``model`` as the backend serves it, and its think markers (the team's, or detected from

@@ -29,12 +29,20 @@ def vote(turns: list[Turn], weights: dict[str, float], session: str, method: str
     best = max(tally.values())
     tied = sorted(k for k, v in tally.items() if v == best)
     pick = tied[0] if len(tied) == 1 else random.Random(f"tie|{session}").choice(tied)
-    return Decision(
-        method=method,
-        answer=first[pick],
-        votes=dict(tally),
-        note="tie broken at random" if len(tied) > 1 else "",
+    # the model's validator on a dict: what Decision(...) does without its Python __init__ (once a
+    # session on the scheduler's hot path)
+    made: Decision = _validate_decision(
+        {
+            "method": method,
+            "answer": first[pick],
+            "votes": dict(tally),
+            "note": "tie broken at random" if len(tied) > 1 else "",
+        }
     )
+    return made
+
+
+_validate_decision = Decision.__pydantic_validator__.validate_python
 
 
 def scores_of(turns: list[Turn]) -> dict[str, list[float]]:

@@ -26,6 +26,7 @@ class SessionLike(Protocol):
     team: Team
     session: str
     turns: list[Turn]
+    eager: bool  # whether its coroutines start eagerly (agentgraph.engine.eager)
 
     async def speak(
         self, agent: str, role: Role, rnd: int, kind: TurnKind, peers: Sequence[PeerView]

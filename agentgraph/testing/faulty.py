@@ -66,6 +66,12 @@ class Faulty:
         # what the models are is the inner backend's; only its requests are made to fail
         return self.inner.for_model(model)
 
+    @property
+    def eager(self) -> bool:
+        """Whether its requests finish without waiting (:mod:`agentgraph.engine.eager`): with no
+        latency of its own, when its inner backend's do."""
+        return not self.latency_s and getattr(self.inner, "eager", False) is True
+
     async def generate(self, request: GenerationRequest) -> Completion:
         m = request.meta
         key = (m.session, m.agent, m.round, m.kind)
