@@ -141,8 +141,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         f"bare asyncio skeleton at {args.big:,} sessions: {bare_big:,.0f} agent-turns/s; "
         f"overhead ratio {ratio_big:.2f}"
     )
-    # new problems every time: no prompt was seen before, so no cache of the scripted tokenizer
-    # (whole texts, lines) serves a repeat, as the best-of-10 over the same 100 problems above lets it
+    # new problems every time: should match the figure above, where every run has a new backend and
+    # so cold tokenizer caches; a cache that outlived its run would show as a gap
     fresh = max([await run(100, team, addend=2 + k) for k in range(10)])
     print(
         f"new problems in every repetition, 100 sessions: {fresh:,.0f} agent-turns/s; "

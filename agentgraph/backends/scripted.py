@@ -38,14 +38,6 @@ def _line_ids(line: str) -> tuple[int, ...]:
     return tuple(zlib.crc32(w.encode()) % 50_000 for w in _WORD.findall(line))
 
 
-def tokenize(text: str) -> list[int]:
-    """The scripted word tokenizer's ids of ``text`` (line by line, as :class:`Scripted` does)."""
-    ids: list[int] = []
-    for line in text.split("\n"):
-        ids += _line_ids(line)
-    return ids
-
-
 class _Lines:
     """The ids of lines a backend has tokenized, at most ``size`` of them (then it starts over):
     instructions, problems and peers' messages recur, line for line, across a run's prompts. Kept
@@ -213,12 +205,8 @@ class Scripted:
     async def generate(self, request: GenerationRequest) -> Completion:
         start = time.perf_counter()
         meta = request.meta
-        if request.model is not None and request.model != self.model:
-            check_model(self, request, (self.model,))
-        if request.prompt_token_ids is None and self.tokenizer is None:  # the usual case, inline
-            prompt_ids = self._lines.messages(request.messages)
-        else:
-            prompt_ids = self.prompt_ids(request)
+        check_model(self, request, (self.model,))
+        prompt_ids = self.prompt_ids(request)
         # as an engine does: the prompt it would serve, over the context, is refused
         if self.max_context is not None and len(prompt_ids) + 1 > self.max_context:
             raise RequestRejected(

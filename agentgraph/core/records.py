@@ -67,10 +67,12 @@ def _template(cls: type[BaseModel]) -> _Template:
 
 def trusted(cls: type[M], values: dict[str, Any]) -> M:
     """``cls(**values)`` for values the framework made itself, without validating them again (a
-    dict, not keywords: unpacking thirty keywords costs as much as the rest of this)."""
+    dict, not keywords: unpacking thirty keywords costs as much as the rest of this). A dict with
+    every field in order (a turn, a session's result) is handed over: it becomes the record's
+    ``__dict__``, not copied, so the caller builds a fresh one."""
     static, factories, names, required, order = _template(cls)
     if tuple(values) == order:  # every field, in order (the hot path's records): nothing to fill
-        return _made(cls, values.copy(), set(names))
+        return _made(cls, values, set(names))
     keys = values.keys()
     if not (required <= keys <= names):
         if unknown := sorted(keys - names):
@@ -81,14 +83,6 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
         if name not in values:
             d[name] = factory()
     return _made(cls, d, set(values))
-
-
-def exact(cls: type[M], values: dict[str, Any]) -> M:
-    """``cls(**values)`` for a dict the caller built with every field of ``cls`` in its order, and
-    hands over (it becomes the record's ``__dict__``, not copied). The order is not checked here:
-    its callers on the hot path (a turn, a session's result) are checked field for field by
-    ``tests/test_records.py``."""
-    return _made(cls, values, set(_template(cls)[2]))
 
 
 def _made(cls: type[M], d: dict[str, Any], given: set[str]) -> M:

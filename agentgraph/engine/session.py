@@ -18,7 +18,7 @@ from agentgraph.backends.base import Backend, Completion, GenerationRequest, Req
 from agentgraph.core.answers import extract, is_correct, parse_score
 from agentgraph.core.errors import BackendError, ConfigError, RequestRejected, SessionFailed, SessionOverflow
 from agentgraph.core.messages import Decision, Turn, TurnKind
-from agentgraph.core.records import exact
+from agentgraph.core.records import trusted
 from agentgraph.core.thinking import ThinkFormat
 from agentgraph.engine.accounting import account
 from agentgraph.engine.generation import TurnOutput, fit, generate_turn, reserve, retry_plain
@@ -91,7 +91,7 @@ class Session:
             v.sampling,
             v.adapter,
             RequestMeta(self.session, agent, role.name, r, kind, self.problem),
-            f"{self.session}:r{r}:{agent}:{self.nonce}-p1a1",  # request_id(rnd, agent, 1, 1)
+            self.request_id(rnd, agent, 1, 1),
             v.model,
         )
 
@@ -270,7 +270,7 @@ class Session:
         answer = extract(final) if fmt == "boxed" or (fmt == "step" and "\\boxed" in final) else None
         adapter = v.adapter
         # every field, in Turn's order: built without validating again (agentgraph.core.records)
-        turn = exact(
+        turn = trusted(
             Turn,
             {
                 "id": tid,
@@ -373,7 +373,7 @@ class Session:
         total, by_agent, by_round, edges, by_model = account(self.turns)
         gold = self.gold
         # every field in order, from values made here: not validated again (agentgraph.core.records)
-        return exact(
+        return trusted(
             SessionResult,
             {
                 "type": "result",
